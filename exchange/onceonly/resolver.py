@@ -1,0 +1,333 @@
+"""Once-only resolution: for an applicant and service items, what is on file and what must be submitted.
+
+Time is a parameter: a licence counts only when its status is ``01`` and ``at`` lies
+inside its validity (``valid_until`` empty = 长期). Requirements met by the same
+licence(s), or still needing the same licence types, are listed once with every item
+they serve. Cross-checks (比对) compare the applicant's name across departments and
+report every disagreement instead of picking one value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from certificates.registry import Registry
+from exchange.onceonly.catalogue import (AllOf, AnyOf, Catalogue, Expr, Item, Material,
+                                         expr_canonical, expr_keys, expr_text)
+
+STATUS_NAMES = {"01": "有效", "02": "暂扣", "03": "撤销", "04": "注销", "05": "失效", "07": "吊销"}
+_NECESSITY_RANK = {"必要": 0, "容缺后补": 1, "非必要": 2}
+
+
+class Records(Protocol):
+    """What the resolver reads: the snapshot index implements this."""
+
+    def subject(self, code: str) -> Mapping[str, Any] | None: ...
+
+    def certificates_of(self, holder_code: str) -> list[Mapping[str, Any]]:
+        """Certificate rows of a holder, each with ``licence_id`` of its newest licence (or None)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Applicant:
+    code: str
+    code_type: str  # "111" citizen ID, "001" credit code
+    agent_code: str | None = None
+
+
+@dataclass(frozen=True)
+class OnFile:
+    """A licence that meets (part of) a requirement."""
+
+    licence_id: str
+    licence_type_key: str
+    licence_type_code: str
+    licence_type_name: str
+    cert_number: str
+    holder_code: str
+    issuer_name: str
+    issuer_code: str
+    valid_until: str | None  # None = 长期
+    status: str
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A licence on file that does not count at ``at``, and why."""
+
+    licence_id: str | None
+    licence_type_name: str
+    cert_number: str
+    status: str
+    valid_from: str | None
+    valid_until: str | None
+    reason_code: str  # status_not_valid | expired | not_yet_valid | not_signed
+    reason_zh: str
+
+
+@dataclass(frozen=True)
+class Served:
+    item_code: str
+    item_name: str
+    material_key: str
+    material_name: str
+    necessity: str
+    condition: str | None
+
+
+@dataclass
+class Requirement:
+    """One deduplicated line of the answer."""
+
+    status: str  # "on_file" | "must_submit"
+    title: str
+    holder_role: str  # applicant | agent
+    holder_code: str | None
+    satisfied_by: str | None  # Chinese AND/OR text, None if only a submitted material will do
+    licence_types: list[str]  # registry keys in the expression
+    necessity: str
+    source_channel: str
+    on_file: list[OnFile] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # licence type names still needed
+    rejected: list[Rejected] = field(default_factory=list)
+    serves: list[Served] = field(default_factory=list)
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    department: str
+    source: str
+    value: str
+    ref: str  # subject code or cert_key
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    """A 比对 finding: one fact with different values from different departments."""
+
+    holder_code: str
+    field: str
+    values: tuple[Observation, ...]
+    message_zh: str
+
+
+@dataclass
+class Resolution:
+    at: dt.datetime
+    applicant: Applicant
+    items: list[Item]
+    requirements: list[Requirement]
+    findings: list[Discrepancy]
+    notes: list[str]
+
+    @property
+    def on_file_count(self) -> int:
+        return sum(r.status == "on_file" for r in self.requirements)
+
+    @property
+    def must_submit_count(self) -> int:
+        return sum(r.status == "must_submit" for r in self.requirements)
+
+
+# ----------------------------------------------------------------------------- dates
+def as_date(value: object) -> dt.date | None:
+    """A date from a DATE/TIMESTAMP/ISO text value; None/empty/长期 -> None."""
+    if value is None or value == "" or value == "长期":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def iso(value: object) -> str | None:
+    d = as_date(value)
+    return d.isoformat() if d else None
+
+
+# ----------------------------------------------------------------------------- evaluation
+@dataclass
+class _Eval:
+    met: bool
+    used: list[OnFile]
+    missing: list[str]
+    rejected: list[Rejected]
+
+
+def _judge(cert: Mapping[str, Any], day: dt.date) -> Rejected | None:
+    status = str(cert.get("status") or "")
+    start = as_date(cert.get("valid_from")) or as_date(cert.get("issue_date"))
+    end = as_date(cert.get("valid_until"))
+    reason = None
+    if status != "01":
+        reason = ("status_not_valid", f"证照状态为{STATUS_NAMES.get(status, status)}（{status}），不能免提交")
+    elif end is not None and day > end:
+        reason = ("expired", f"证照已于 {end.isoformat()} 到期")
+    elif start is not None and day < start:
+        reason = ("not_yet_valid", f"证照自 {start.isoformat()} 起生效，尚未生效")
+    elif not cert.get("licence_id"):
+        reason = ("not_signed", "证照尚未签发电子证照，需提交纸质材料")
+    if reason is None:
+        return None
+    return Rejected(licence_id=cert.get("licence_id"), licence_type_name=cert.get("licence_type_name") or "",
+                    cert_number=cert.get("cert_number") or "", status=status,
+                    valid_from=iso(cert.get("valid_from")), valid_until=iso(cert.get("valid_until")),
+                    reason_code=reason[0], reason_zh=reason[1])
+
+
+def _leaf(key: str, certs: Iterable[Mapping[str, Any]], registry: Registry, day: dt.date) -> _Eval:
+    lt = registry.licence_type(key)
+    usable: list[Mapping[str, Any]] = []
+    rejected: list[Rejected] = []
+    for c in certs:
+        if c.get("licence_type_code") != lt.code:
+            continue
+        why = _judge(c, day)
+        (rejected.append(why) if why else usable.append(c))
+    if not usable:
+        return _Eval(False, [], [lt.name], rejected)
+    # The longest-lived valid one (长期 sorts last), then the newest issue.
+    best = max(usable, key=lambda c: (as_date(c.get("valid_until")) or dt.date.max,
+                                      as_date(c.get("issue_date")) or dt.date.min))
+    used = OnFile(licence_id=best["licence_id"], licence_type_key=key, licence_type_code=lt.code,
+                  licence_type_name=lt.name, cert_number=best.get("cert_number") or "",
+                  holder_code=best.get("holder_code") or "", issuer_name=best.get("issuer_name") or "",
+                  issuer_code=best.get("issuer_code") or "", valid_until=iso(best.get("valid_until")),
+                  status="01", flags=tuple(best.get("flags") or ()))
+    return _Eval(True, [used], [], [])
+
+
+def evaluate(expr: Expr, certs: list[Mapping[str, Any]], registry: Registry, day: dt.date) -> _Eval:
+    """Evaluate an AND/OR expression against a holder's certificates on ``day``."""
+    if isinstance(expr, str):
+        return _leaf(expr, certs, registry, day)
+    parts = [evaluate(m, certs, registry, day) for m in expr.members]
+    rejected = [r for p in parts for r in p.rejected]
+    if isinstance(expr, AnyOf):
+        for p in parts:
+            if p.met:
+                return _Eval(True, p.used, [], [])
+        return _Eval(False, [], [expr_text(expr, registry)], rejected)
+    assert isinstance(expr, AllOf)
+    used = [u for p in parts for u in p.used]
+    missing = [m for p in parts for m in p.missing]
+    return _Eval(all(p.met for p in parts), used, missing, rejected)
+
+
+# ----------------------------------------------------------------------------- resolve
+def _holder_for(material: Material, applicant: Applicant) -> tuple[str | None, str | None]:
+    """The holder code whose licences count for a material, and a note when there is none."""
+    if material.holder == "applicant":
+        return applicant.code, None
+    if applicant.agent_code:
+        return applicant.agent_code, None
+    if applicant.code_type == "111":
+        return applicant.code, None  # a person applying in person is their own 经办人
+    return None, "未提供经办人证件号码，无法调取经办人证照"
+
+
+def resolve(catalogue: Catalogue, records: Records, applicant: Applicant,
+            item_codes: list[str], *, at: dt.datetime) -> Resolution:
+    """Answer, per deduplicated requirement, ``on_file`` or ``must_submit`` at the moment ``at``.
+
+    Raises :class:`exchange.onceonly.exceptions.UnknownItemError` for an unknown item code.
+    """
+    registry = catalogue.registry
+    day = at.date()
+    items: list[Item] = []
+    for code in item_codes:
+        it = catalogue.get(code)
+        if it not in items:
+            items.append(it)
+    certs_cache: dict[str, list[Mapping[str, Any]]] = {}
+
+    def certs_of(code: str) -> list[Mapping[str, Any]]:
+        if code not in certs_cache:
+            certs_cache[code] = list(records.certificates_of(code))
+        return certs_cache[code]
+
+    lines: dict[tuple, Requirement] = {}
+    notes: list[str] = []
+    for it in items:
+        if it.applicant_type == "person" and applicant.code_type != "111":
+            notes.append(f"事项「{it.name}」面向自然人，申请人证件类型为 {applicant.code_type}")
+        if it.applicant_type == "organisation" and applicant.code_type != "001":
+            notes.append(f"事项「{it.name}」面向法人或其他组织，申请人证件类型为 {applicant.code_type}")
+        for m in it.materials:
+            served = Served(it.code, it.name, m.key, m.name, m.necessity, m.condition)
+            holder, note = _holder_for(m, applicant)
+            if m.satisfied_by is None:
+                key: tuple = ("material", it.code, m.key)
+                ev = _Eval(False, [], [], [])
+                note = note or "该材料须由申请人提交，无法通过证照库免提交"
+            elif holder is None:
+                key = ("must_submit", m.holder, expr_canonical(m.satisfied_by))
+                ev = _Eval(False, [], [expr_text(m.satisfied_by, registry)], [])
+            else:
+                ev = evaluate(m.satisfied_by, certs_of(holder), registry, day)
+                if ev.met:
+                    key = ("on_file", m.holder, tuple(sorted(u.licence_id for u in ev.used)))
+                else:
+                    key = ("must_submit", m.holder, expr_canonical(m.satisfied_by))
+            line = lines.get(key)
+            if line is None:
+                line = lines[key] = Requirement(
+                    status="on_file" if ev.met else "must_submit",
+                    title=(" 且 ".join(u.licence_type_name for u in ev.used) if ev.met else m.name),
+                    holder_role=m.holder, holder_code=holder,
+                    satisfied_by=expr_text(m.satisfied_by, registry) if m.satisfied_by else None,
+                    licence_types=expr_keys(m.satisfied_by) if m.satisfied_by else [],
+                    necessity=m.necessity, source_channel=m.source_channel,
+                    on_file=list(ev.used), missing=list(ev.missing), rejected=list(ev.rejected),
+                    note=note)
+            elif _NECESSITY_RANK[m.necessity] < _NECESSITY_RANK[line.necessity]:
+                line.necessity = m.necessity
+            line.serves.append(served)
+    findings = cross_check(records, [c for c in {applicant.code, applicant.agent_code} if c],
+                           registry, certs_of)
+    return Resolution(at=at, applicant=applicant, items=items, requirements=list(lines.values()),
+                      findings=findings, notes=notes)
+
+
+# ----------------------------------------------------------------------------- 比对
+def _department_of_source(source_id: str | None, registry: Registry) -> str:
+    prefix = (source_id or "").split("_", 1)[0]
+    dept = registry.departments.get(prefix)
+    return dept.name if dept else (source_id or "未知来源")
+
+
+def _norm_name(name: str) -> str:
+    return "".join(name.split()).replace("\u3000", "")
+
+
+def cross_check(records: Records, holder_codes: list[str], registry: Registry,
+                certs_of=None) -> list[Discrepancy]:
+    """Compare each holder's name in the subject register against every certificate's holder name."""
+    certs_of = certs_of or records.certificates_of
+    out: list[Discrepancy] = []
+    for code in sorted(holder_codes):
+        obs: list[Observation] = []
+        subj = records.subject(code)
+        if subj is not None and subj.get("name"):
+            obs.append(Observation(_department_of_source(subj.get("source_id"), registry),
+                                   subj.get("source_id") or "", subj["name"], code))
+        for c in certs_of(code):
+            if c.get("holder_name"):
+                obs.append(Observation(c.get("issuer_name") or _department_of_source(c.get("source_id"), registry),
+                                       c.get("source_id") or "", c["holder_name"], c.get("cert_key") or ""))
+        distinct = {_norm_name(o.value) for o in obs}
+        if len(distinct) > 1:
+            by_value: dict[str, list[str]] = {}
+            for o in obs:
+                by_value.setdefault(o.value, []).append(o.department)
+            parts = "；".join(f"{', '.join(dict.fromkeys(d))}：{v}" for v, d in by_value.items())
+            out.append(Discrepancy(holder_code=code, field="name", values=tuple(obs),
+                                   message_zh=f"持证主体名称在各部门记录不一致（{parts}），请核实后受理"))
+    return out
