@@ -1,0 +1,173 @@
+"""Electronic licence identifiers, GB/T 36904-2018 (电子证照标识).
+
+::
+
+    1.2.156.3005.2 . <type code> . <issuer code> . <serial> . <version> . <check>
+        root           21 chars      18-char USCC   [0-9A-Z]+   3 digits    1 char
+
+The check character is ISO/IEC 7064 hybrid MOD 37,36 (GB/T 17710) over
+``type + issuer + serial + version`` with no dots and no root; characters map
+0-9 → 0-9, A-Z → 10-35, and the check alphabet is ``0-9A-Z``.
+
+Known variant. Some published identifiers carry a check character made by a copied
+implementation whose final step is off by one: it picks the character that makes the
+running value ``≡ 0 (mod 36)`` instead of ``≡ 1`` — ``(M - P) mod M`` where ISO
+7064 has ``(M + 1 - P) mod M``. Its check character is therefore always the
+standard one shifted one place down the alphabet (``U`` → ``T``, ``0`` → ``Z``).
+:func:`check_identifier` accepts such identifiers as ``known_variant`` with a flag
+instead of rejecting them; the hub itself only ever *makes* standard ones. (No
+public test vector for the variant was found; if one turns up that disagrees,
+:func:`variant_check_char` is the only function to change.)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from certificates.exceptions import IdentifierError
+from quality.standards import uscc_findings
+
+ROOT = "1.2.156.3005.2"
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_M = 36
+_VALUE = {c: i for i, c in enumerate(ALPHABET)}
+_SERIAL = re.compile(r"[0-9A-Z]+")
+_TYPE = re.compile(r"[0-9A-Z]{18}[0-9]{3}")
+MAX_VERSION = 999
+
+VARIANT_FLAG = "non-standard check character (known variant)"
+VARIANT_FLAG_ZH = "非标准校验位（已知变体）"
+
+
+def _running_value(body: str) -> int:
+    """ISO 7064 hybrid system: P after the last character, reduced mod (M+1)."""
+    p = _M
+    for ch in body:
+        s = (p + _VALUE[ch]) % _M or _M
+        p = (s * 2) % (_M + 1)
+    return p
+
+
+def _body(type_code: str, issuer_code: str, serial: str, version: int) -> str:
+    _check_parts(type_code, issuer_code, serial, version)
+    return f"{type_code}{issuer_code}{serial}{version:03d}"
+
+
+def _check_parts(type_code: str, issuer_code: str, serial: str, version: int) -> None:
+    if not isinstance(type_code, str) or not _TYPE.fullmatch(type_code):
+        raise IdentifierError(type_code, "licence type code must be 18-char credit code + 3 digits")
+    if not isinstance(issuer_code, str) or len(issuer_code) != 18:
+        raise IdentifierError(issuer_code, "issuer code must be an 18-character credit code")
+    # A GB 32100 check-character failure is tolerated (real registers hold such
+    # codes); a format failure is not.
+    for code in (type_code[:18], issuer_code):
+        bad = [f for f in uscc_findings(code) if f.code != "uscc_check_char"]
+        if bad:
+            raise IdentifierError(code, bad[0].message)
+    if not isinstance(serial, str) or not _SERIAL.fullmatch(serial):
+        raise IdentifierError(serial, "serial must be one or more of 0-9 A-Z")
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+        raise IdentifierError(version, f"version must be an integer 1..{MAX_VERSION}")
+
+
+def check_char(type_code: str, issuer_code: str, serial: str, version: int) -> str:
+    """The GB/T 36904 (ISO 7064 MOD 37,36) check character for these parts."""
+    p = _running_value(_body(type_code, issuer_code, serial, version))
+    return ALPHABET[(_M + 1 - p) % _M]
+
+
+def variant_check_char(type_code: str, issuer_code: str, serial: str, version: int) -> str:
+    """The check character of the known off-by-one variant (see module docstring)."""
+    p = _running_value(_body(type_code, issuer_code, serial, version))
+    return ALPHABET[(_M - p) % _M]
+
+
+@dataclass(frozen=True)
+class LicenceIdentifier:
+    type_code: str
+    issuer_code: str
+    serial: str
+    version: int
+    check: str
+
+    @property
+    def base_id(self) -> str:
+        """The identifier without version and check: stays the same across versions."""
+        return f"{ROOT}.{self.type_code}.{self.issuer_code}.{self.serial}"
+
+    def __str__(self) -> str:
+        return f"{self.base_id}.{self.version:03d}.{self.check}"
+
+
+def make_identifier(type_code: str, issuer_code: str, serial: str, version: int) -> str:
+    """A full GB/T 36904 identifier with the standard check character."""
+    check = check_char(type_code, issuer_code, serial, version)
+    return str(LicenceIdentifier(type_code, issuer_code, serial, version, check))
+
+
+def parse_identifier(s: str) -> LicenceIdentifier:
+    """Split an identifier into its parts (format only; the check is not verified).
+
+    Raises :class:`IdentifierError` when the text is not shaped like an identifier.
+    """
+    if not isinstance(s, str):
+        raise IdentifierError(s, "not a string")
+    if not s.startswith(ROOT + "."):
+        raise IdentifierError(s, f"must start with the root {ROOT}")
+    parts = s[len(ROOT) + 1:].split(".")
+    if len(parts) != 5:
+        raise IdentifierError(s, "need type.issuer.serial.version.check after the root")
+    type_code, issuer_code, serial, version_text, check = parts
+    if not re.fullmatch(r"[0-9]{3}", version_text):
+        raise IdentifierError(s, "version must be 3 digits")
+    if len(check) != 1 or check not in ALPHABET:
+        raise IdentifierError(s, "check must be one character of 0-9 A-Z")
+    version = int(version_text)
+    _check_parts(type_code, issuer_code, serial, version)
+    return LicenceIdentifier(type_code, issuer_code, serial, version, check)
+
+
+Status = Literal["valid", "known_variant", "invalid"]
+
+
+@dataclass(frozen=True)
+class IdentifierCheck:
+    """Result of :func:`check_identifier`; ``ok`` is true for valid and known_variant."""
+
+    value: str
+    status: Status
+    identifier: LicenceIdentifier | None = None
+    expected_check: str | None = None
+    reason: str | None = None
+    reason_zh: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "invalid"
+
+
+def check_identifier(s: str) -> IdentifierCheck:
+    """Check an identifier: ``valid``, ``known_variant`` (flagged, kept) or ``invalid``."""
+    try:
+        ident = parse_identifier(s)
+    except IdentifierError as exc:
+        return IdentifierCheck(str(s), "invalid", reason=exc.reason, reason_zh="证照标识格式错误")
+    parts = (ident.type_code, ident.issuer_code, ident.serial, ident.version)
+    expected = check_char(*parts)
+    if ident.check == expected:
+        return IdentifierCheck(s, "valid", ident, expected)
+    if ident.check == variant_check_char(*parts):
+        return IdentifierCheck(s, "known_variant", ident, expected, VARIANT_FLAG, VARIANT_FLAG_ZH)
+    return IdentifierCheck(s, "invalid", ident, expected,
+                           f"check character {ident.check!r} wrong, expected {expected!r}",
+                           f"证照标识校验位错误：应为 {expected}")
+
+
+def next_version(identifier: str) -> str:
+    """The identifier of the next version: same base, version + 1, new check character."""
+    ident = parse_identifier(identifier)
+    if ident.version >= MAX_VERSION:
+        raise IdentifierError(identifier, f"version {MAX_VERSION} is the last one")
+    return make_identifier(ident.type_code, ident.issuer_code, ident.serial, ident.version + 1)

@@ -1,0 +1,247 @@
+"""The hub PKI: a root CA and one licence-signing certificate per issuing department.
+
+Layout under ``layout.keys`` (private; never published)::
+
+    root.key.pem            PKCS#8, encrypted (BestAvailableEncryption)
+    root.cert.pem
+    issuers/<dept>.key.pem  PKCS#8, encrypted, one per department in registry.toml
+    issuers/<dept>.cert.pem
+
+Layout under ``layout.trust`` (public; what offline verifiers get), written by
+:func:`publish_trust`: ``root.pem``, ``bundle.pem`` (root + issuers) and
+``jwks.json`` (issuer public keys with ``kid``, ``alg`` ``Ed25519``, ``use`` ``sig``
+and the ``x5c`` chain).
+
+Passphrase. Keys are encrypted with ``ONEWINDOW_KEY_PASSPHRASE``. Only when
+``ONEWINDOW_ENV=development`` (demo, tests) may it be absent, and then the published
+:data:`DEV_PASSPHRASE` is used; anywhere else a missing passphrase or the
+development one raises :class:`KeyPassphraseError`.
+
+Licence signing EKU. Issuer certificates carry keyUsage digitalSignature +
+contentCommitment and an extendedKeyUsage :data:`LICENCE_SIGNING_EKU`, an OID
+under the hub's own arc :data:`HUB_OID_ARC`. The arc is a UUID OID (ITU-T X.667,
+``2.25.<uuid as integer>``), which anyone may mint without registration, so the hub
+does not squat on somebody's private enterprise number. ``.1`` under the arc means
+"signs GB/T 36903 electronic licences".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.x509.oid import NameOID
+
+from certificates._time import aware
+from certificates.exceptions import KeyPassphraseError, KeyStoreError, UnknownIssuerError
+from certificates.registry import Department, load_registry
+from certificates.trust import (HUB_OID_ARC, LICENCE_SIGNING_EKU, TrustStore, jwk_thumbprint,
+                                public_jwk)
+from warehouse.datadir import Layout
+
+ENV_PASSPHRASE = "ONEWINDOW_KEY_PASSPHRASE"
+ENV_MODE = "ONEWINDOW_ENV"
+#: Development passphrase: public on purpose, refused outside ONEWINDOW_ENV=development.
+DEV_PASSPHRASE = b"onewindow-development-passphrase-not-secret"
+
+ROOT_VALIDITY = dt.timedelta(days=3652)   # ~10 years
+ISSUER_VALIDITY = dt.timedelta(days=730)  # 2 years
+HUB_NAME = "OneWindow Hub"
+
+
+def resolve_passphrase(passphrase: bytes | None = None) -> bytes:
+    """The key passphrase: explicit, else the environment, else (development only) the dev one."""
+    mode = os.environ.get(ENV_MODE)
+    if passphrase is None:
+        env = os.environ.get(ENV_PASSPHRASE)
+        passphrase = env.encode("utf-8") if env else None
+    if mode == "development":
+        return passphrase or DEV_PASSPHRASE
+    if not passphrase:
+        raise KeyPassphraseError(mode, f"{ENV_PASSPHRASE} is not set")
+    if passphrase == DEV_PASSPHRASE:
+        raise KeyPassphraseError(mode, "the development passphrase is refused outside development")
+    if len(passphrase) < 12:
+        raise KeyPassphraseError(mode, "the key passphrase is shorter than 12 bytes")
+    return passphrase
+
+
+@dataclass(frozen=True)
+class IssuerKey:
+    """A department's signing key with its certificate; ``kid`` is the RFC 7638 thumbprint."""
+
+    department: Department
+    private_key: Ed25519PrivateKey
+    certificate: x509.Certificate
+    root: x509.Certificate
+    kid: str
+
+    @property
+    def code(self) -> str:
+        return self.department.code
+
+    def public_jwk(self) -> dict[str, object]:
+        return public_jwk(self.certificate, self.root)
+
+
+def _write(path: Path, data: bytes, *, private: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def _save_key(path: Path, key: Ed25519PrivateKey, passphrase: bytes) -> None:
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.BestAvailableEncryption(passphrase))
+    _write(path, pem, private=True)
+
+
+def _load_key(path: Path, passphrase: bytes) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=passphrase)
+    except (ValueError, TypeError) as exc:
+        raise KeyStoreError(path, f"wrong passphrase or corrupt key ({exc})") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyStoreError(path, f"expected an Ed25519 key, got {type(key).__name__}")
+    return key
+
+
+def _load_cert(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except ValueError as exc:
+        raise KeyStoreError(path, f"not a PEM certificate ({exc})") from exc
+
+
+def _root_cert(key: Ed25519PrivateKey, at: dt.datetime) -> x509.Certificate:
+    name = x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, HUB_NAME),
+        x509.NameAttribute(NameOID.COMMON_NAME, f"{HUB_NAME} Licence Root CA"),
+    ])
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(at).not_valid_after(at + ROOT_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=False, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+            encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(ski, critical=False)
+        .sign(key, None)
+    )
+
+
+def _issuer_cert(dept: Department, key: Ed25519PrivateKey, root_key: Ed25519PrivateKey,
+                 root: x509.Certificate, at: dt.datetime) -> x509.Certificate:
+    subject = x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, dept.name),
+        x509.NameAttribute(NameOID.COMMON_NAME, f"{dept.name} 电子证照签发"),
+        x509.NameAttribute(NameOID.SERIAL_NUMBER, dept.code),
+        # ETSI EN 319 412-1 semantics: national trade register (NTR), country CN.
+        x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, f"NTRCN-{dept.code}"),
+    ])
+    root_ski = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(root.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(at).not_valid_after(min(at + ISSUER_VALIDITY, root.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=True, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+            encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([LICENCE_SIGNING_EKU]), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski),
+                       critical=False)
+        .sign(root_key, None)
+    )
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The hub root and every department's signing key, loaded from ``layout.keys``."""
+
+    root_certificate: x509.Certificate
+    issuers: dict[str, IssuerKey]  # by department key
+
+    @classmethod
+    def load_or_create(cls, layout: Layout, *, at: dt.datetime,
+                       passphrase: bytes | None = None) -> "Keyring":
+        """Load the keys under ``layout.keys``, creating the missing ones valid from ``at``.
+
+        Idempotent: existing keys and certificates are loaded unchanged (rotation is a
+        separate, explicit step).
+        """
+        at = aware(at)
+        secret = resolve_passphrase(passphrase)
+        keys_dir = layout.keys
+        root_key_path, root_cert_path = keys_dir / "root.key.pem", keys_dir / "root.cert.pem"
+        if root_key_path.exists() and root_cert_path.exists():
+            root_key, root = _load_key(root_key_path, secret), _load_cert(root_cert_path)
+        elif root_key_path.exists() or root_cert_path.exists():
+            raise KeyStoreError(keys_dir, "root key and certificate must both exist or both be absent")
+        else:
+            root_key = Ed25519PrivateKey.generate()
+            root = _root_cert(root_key, at)
+            _save_key(root_key_path, root_key, secret)
+            _write(root_cert_path, root.public_bytes(serialization.Encoding.PEM), private=False)
+
+        issuers: dict[str, IssuerKey] = {}
+        for dept in load_registry().departments.values():
+            key_path = keys_dir / "issuers" / f"{dept.key}.key.pem"
+            cert_path = keys_dir / "issuers" / f"{dept.key}.cert.pem"
+            if key_path.exists():
+                key = _load_key(key_path, secret)
+            else:
+                key = Ed25519PrivateKey.generate()
+                _save_key(key_path, key, secret)
+            if cert_path.exists():
+                cert = _load_cert(cert_path)
+            else:
+                cert = _issuer_cert(dept, key, root_key, root, at)
+                _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), private=False)
+            if cert.public_key() != key.public_key():
+                raise KeyStoreError(cert_path, "certificate does not match the private key")
+            try:
+                cert.verify_directly_issued_by(root)
+            except (ValueError, TypeError, InvalidSignature) as exc:
+                raise KeyStoreError(cert_path, f"not issued by the hub root ({exc})") from exc
+            issuers[dept.key] = IssuerKey(dept, key, cert, root, jwk_thumbprint(key.public_key()))
+        return cls(root, issuers)
+
+    def issuer(self, dept_key_or_code: str) -> IssuerKey:
+        """The signing key of a department, by registry key (``scjg``) or credit code."""
+        if dept_key_or_code in self.issuers:
+            return self.issuers[dept_key_or_code]
+        for issuer in self.issuers.values():
+            if issuer.code == dept_key_or_code:
+                return issuer
+        raise UnknownIssuerError(dept_key_or_code, sorted(self.issuers))
+
+    def trust(self) -> TrustStore:
+        """The public trust material of this keyring (what :func:`publish_trust` writes)."""
+        return TrustStore.from_certificates(self.root_certificate,
+                                            [i.certificate for i in self.issuers.values()])
+
+
+def publish_trust(keyring: Keyring, directory: Path) -> Path:
+    """Write ``root.pem``, ``bundle.pem`` and ``jwks.json`` into ``directory``; returns it."""
+    return keyring.trust().write(directory)
