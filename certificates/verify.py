@@ -1,0 +1,228 @@
+"""Verifying a licence token: always a typed :class:`Verification`, never a bare bool.
+
+Order of checks (the first failure decides the outcome):
+
+1. token shape: three canonical base64url parts, header ``alg`` Ed25519, ``typ``,
+   ``ver`` 1, ``kid`` → ``MALFORMED``;
+2. ``kid`` among the trusted issuers → ``UNKNOWN_ISSUER``;
+3. Ed25519 signature over ``header.payload`` → ``TAMPERED``;
+4. payload is canonical JSON of the ``onewindow.licence/1`` format and its identifier
+   passes GB/T 36904 → ``MALFORMED``. An identifier with a wrong check character
+   inside an *authentic* signature is a broken licence, not a forgery, hence
+   ``MALFORMED`` (detail ``identifier_invalid``); ``TAMPERED`` is kept for signature
+   failures. A known-variant check character is accepted with a warning;
+5. the signing department is the payload's 颁发机构 → ``UNKNOWN_ISSUER``
+   (detail ``issuer_mismatch``);
+6. issuer certificate (and root) valid at ``at`` → ``ISSUER_CERT_EXPIRED`` /
+   ``ISSUER_CERT_NOT_YET_VALID``;
+7. status — from ``status_lookup`` when given, else the status signed in the
+   payload: 02 → ``SUSPENDED``; 03 撤销 / 04 注销 / 07 吊销 → ``REVOKED``; 05 →
+   ``EXPIRED``; the lookup raising :class:`StatusUnavailable`, answering None
+   (licence unknown to the status service) or an unknown code → ``STATUS_UNAVAILABLE``;
+8. validity dates against the CST date of ``at`` (``valid_until`` inclusive, null
+   = 长期) → ``NOT_YET_VALID`` / ``EXPIRED``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import enum
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+
+from certificates._time import aware, local_date, now
+from certificates.exceptions import StatusUnavailable
+from certificates.identifiers import check_identifier
+from certificates.model import FORMAT
+from certificates.signing import ALG, TOKEN_TYPE, TOKEN_VERSION, canonical_json
+from certificates.trust import TrustStore
+
+StatusLookup = Callable[[str], "str | None"]
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+class Outcome(enum.Enum):
+    VALID = "valid"
+    TAMPERED = "tampered"
+    UNKNOWN_ISSUER = "unknown_issuer"
+    ISSUER_CERT_EXPIRED = "issuer_cert_expired"
+    ISSUER_CERT_NOT_YET_VALID = "issuer_cert_not_yet_valid"
+    REVOKED = "revoked"
+    SUSPENDED = "suspended"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    STATUS_UNAVAILABLE = "status_unavailable"
+    MALFORMED = "malformed"
+
+
+REASON_ZH: dict[Outcome, str] = {
+    Outcome.VALID: "证照有效，签名核验通过",
+    Outcome.TAMPERED: "证照内容被篡改或签名无效，请勿受理",
+    Outcome.UNKNOWN_ISSUER: "签发机构不在信任列表中，无法确认证照来源",
+    Outcome.ISSUER_CERT_EXPIRED: "签发机构的签名证书已过期，请联系发证部门重新签发",
+    Outcome.ISSUER_CERT_NOT_YET_VALID: "签发机构的签名证书尚未生效，请核对系统时间或稍后再试",
+    Outcome.REVOKED: "证照已被撤销、注销或吊销，不能作为有效材料",
+    Outcome.SUSPENDED: "证照已被暂扣，暂不能作为有效材料",
+    Outcome.EXPIRED: "证照已超过有效期",
+    Outcome.NOT_YET_VALID: "证照尚未生效",
+    Outcome.STATUS_UNAVAILABLE: "暂时无法查询证照状态，请稍后重试或人工核实",
+    Outcome.MALFORMED: "证照数据格式错误，无法识别",
+}
+
+_STATUS_OUTCOME = {
+    "02": (Outcome.SUSPENDED, "suspended", "证照已被暂扣，暂不能作为有效材料"),
+    "03": (Outcome.REVOKED, "revoked", "证照已被撤销，不能作为有效材料"),
+    "04": (Outcome.REVOKED, "cancelled", "证照已注销，不能作为有效材料"),
+    "05": (Outcome.EXPIRED, "status_expired", "证照已失效"),
+    "07": (Outcome.REVOKED, "withdrawn", "证照已被吊销，不能作为有效材料"),
+}
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What verification found. ``code`` is ``outcome.value`` (stable); ``detail`` a finer code."""
+
+    outcome: Outcome
+    reason_zh: str
+    payload: dict[str, Any] | None = None
+    licence_id: str | None = None
+    issuer: str | None = None  # issuer department credit code, when the signer is known
+    detail: str | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def code(self) -> str:
+        return self.outcome.value
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.VALID
+
+    def __bool__(self) -> bool:
+        raise TypeError("a Verification is not a boolean: test .ok or .outcome")
+
+
+def _b64decode(segment: str) -> bytes | None:
+    """Strict base64url: alphabet, no padding, and canonical (unused bits zero)."""
+    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
+        return None
+    try:
+        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    if base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii") != segment:
+        return None
+    return data
+
+
+def _malformed(detail: str, **kw: Any) -> Verification:
+    return Verification(Outcome.MALFORMED, REASON_ZH[Outcome.MALFORMED], detail=detail, **kw)
+
+
+def verify_licence(token: str, trust: TrustStore, *, at: dt.datetime,
+                   status_lookup: StatusLookup | None = None) -> Verification:
+    """Verify a licence token against ``trust`` at the moment ``at``."""
+    at = aware(at)
+    if not isinstance(token, str):
+        return _malformed("not_a_string")
+    parts = token.strip().split(".")
+    if len(parts) != 3:
+        return _malformed("not_compact_jws")
+    raw = [_b64decode(p) for p in parts]
+    if any(r is None for r in raw):
+        return _malformed("bad_base64url")
+    header_bytes, payload_bytes, signature = raw
+    assert header_bytes is not None and payload_bytes is not None and signature is not None
+    try:
+        header = json.loads(header_bytes)
+    except (UnicodeDecodeError, ValueError):
+        return _malformed("bad_header")
+    if not isinstance(header, dict) or header.get("alg") != ALG or header.get("typ") != TOKEN_TYPE \
+            or header.get("ver") != TOKEN_VERSION or not isinstance(header.get("kid"), str) \
+            or "crit" in header:
+        return _malformed("unsupported_header")
+
+    signer = trust.issuer(header["kid"])
+    if signer is None:
+        return Verification(Outcome.UNKNOWN_ISSUER, REASON_ZH[Outcome.UNKNOWN_ISSUER],
+                            detail="unknown_kid")
+    try:
+        signer.public_key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"))
+    except InvalidSignature:
+        return Verification(Outcome.TAMPERED, REASON_ZH[Outcome.TAMPERED], issuer=signer.code,
+                            detail="bad_signature")
+
+    try:
+        payload = json.loads(payload_bytes)
+    except (UnicodeDecodeError, ValueError):
+        return _malformed("bad_payload", issuer=signer.code)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        return _malformed("unsupported_format", issuer=signer.code)
+    licence_id = payload.get("licence_id")
+    common: dict[str, Any] = {"payload": payload, "issuer": signer.code,
+                              "licence_id": licence_id if isinstance(licence_id, str) else None}
+    if canonical_json(payload) != payload_bytes:
+        return _malformed("payload_not_canonical", **common)
+    ident = check_identifier(licence_id) if isinstance(licence_id, str) else None
+    if ident is None or not ident.ok:
+        return Verification(Outcome.MALFORMED, f"证照标识无效：{ident.reason_zh if ident else '缺失'}",
+                            detail="identifier_invalid", **common)
+    warnings = (ident.reason or "",) if ident.status == "known_variant" else ()
+    common["warnings"] = warnings
+    issuer_obj = payload.get("issuer")
+    payload_issuer = issuer_obj.get("code") if isinstance(issuer_obj, dict) else None
+    if payload_issuer != signer.code or ident.identifier is None \
+            or ident.identifier.issuer_code != signer.code:
+        return Verification(Outcome.UNKNOWN_ISSUER, "签名机构与证照载明的颁发机构不一致，无法确认证照来源",
+                            detail="issuer_mismatch", **common)
+
+    cert_time = signer.time_status(at)
+    if cert_time == "expired":
+        return Verification(Outcome.ISSUER_CERT_EXPIRED, REASON_ZH[Outcome.ISSUER_CERT_EXPIRED],
+                            **common)
+    if cert_time == "not_yet_valid":
+        return Verification(Outcome.ISSUER_CERT_NOT_YET_VALID,
+                            REASON_ZH[Outcome.ISSUER_CERT_NOT_YET_VALID], **common)
+
+    if status_lookup is not None:
+        try:
+            status = status_lookup(licence_id)
+        except StatusUnavailable as exc:
+            return Verification(Outcome.STATUS_UNAVAILABLE, REASON_ZH[Outcome.STATUS_UNAVAILABLE],
+                                detail=f"lookup_failed: {exc.reason}", **common)
+        if status is None:
+            return Verification(Outcome.STATUS_UNAVAILABLE, "状态服务中查无此证照，请人工核实",
+                                detail="status_unknown", **common)
+    else:
+        status = payload.get("status")
+    if status in _STATUS_OUTCOME:
+        outcome, detail, reason = _STATUS_OUTCOME[status]
+        return Verification(outcome, reason, detail=detail, **common)
+    if status != "01":
+        return Verification(Outcome.STATUS_UNAVAILABLE, REASON_ZH[Outcome.STATUS_UNAVAILABLE],
+                            detail="status_code_unrecognised", **common)
+
+    today = local_date(at)
+    try:
+        valid_from = dt.date.fromisoformat(payload["valid_from"]) if payload.get("valid_from") else None
+        valid_until = dt.date.fromisoformat(payload["valid_until"]) if payload.get("valid_until") else None
+    except (TypeError, ValueError):
+        return _malformed("bad_validity_dates", **common)
+    if valid_from is not None and today < valid_from:
+        return Verification(Outcome.NOT_YET_VALID, f"证照尚未生效（自 {valid_from} 起有效）", **common)
+    if valid_until is not None and today > valid_until:
+        return Verification(Outcome.EXPIRED, f"证照已超过有效期（有效期至 {valid_until}）", **common)
+    return Verification(Outcome.VALID, REASON_ZH[Outcome.VALID], **common)
+
+
+def verify_licence_now(token: str, trust: TrustStore, *,
+                       status_lookup: StatusLookup | None = None) -> Verification:
+    """:func:`verify_licence` at the current moment."""
+    return verify_licence(token, trust, at=now(), status_lookup=status_lookup)
