@@ -1,0 +1,112 @@
+"""The pipeline's steps, as the DAG tasks call them: paths and counts in, paths and counts out.
+
+Each step is a transaction over its own outputs and can be re-run with the same
+result; no step reads the wall clock for a data decision (the data interval and
+the run's logical moment come in as arguments).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+
+from exchange.exceptions import BatchRejected
+from exchange.orchestrate import emit_event
+from exchange.sources.interval import Interval
+from exchange.sources.registry import get_source
+from warehouse.datadir import Layout
+from warehouse.faults import checkpoint
+
+
+def _layout() -> Layout:
+    return Layout.from_env().ensure()
+
+
+def extract_step(source_id: str, interval_key: str) -> dict:
+    """Pull the interval into its raw Parquet partition."""
+    from exchange.sources.extract import extract
+    from warehouse.load import read_watermark
+
+    layout = _layout()
+    source = get_source(source_id)
+    interval = Interval.parse_key(interval_key)
+    result = extract(source, interval, layout, watermark=read_watermark(layout, source_id))
+    checkpoint("after_extract")
+    emit_event(event="step", step="extract", source_id=source_id, rows=result.rows)
+    return {"source_id": source_id, "interval": interval_key, "raw_path": str(result.path), "rows": result.rows,
+            "lower": result.lower, "upper": result.upper}
+
+
+def validate_step(extracted: dict, run_id: str) -> dict:
+    """Run the dataset's great-expectations suite on the raw partition; split pass / quarantine."""
+    import quality
+
+    layout = _layout()
+    source = get_source(extracted["source_id"])
+    out_dir = layout.lake / "checked" / f"source={source.id}" / f"interval={extracted['interval']}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = quality.check_batch(Path(extracted["raw_path"]), source.dataset, run_id=run_id, out_dir=out_dir)
+    qdir = layout.quarantine_partition(source.id, extracted["interval"])
+    qdir.mkdir(parents=True, exist_ok=True)
+    tmp = qdir / f".data.{uuid.uuid4().hex}.tmp"
+    shutil.copyfile(result.quarantine_path, tmp)
+    os.replace(tmp, qdir / "data.parquet")
+    checkpoint("after_validate")
+    emit_event(event="step", step="validate", source_id=source.id, rows=result.rows, passed=result.passed,
+               quarantined=result.quarantined, flagged=result.flagged)
+    out = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()}
+    out.update(source_id=source.id, interval=extracted["interval"], upper=extracted["upper"])
+    return out
+
+
+class _Checked:
+    """The quality result as the merge reads it (rebuilt from the XCom dict)."""
+
+    def __init__(self, d: dict) -> None:
+        self.dataset = d["dataset"]
+        self.rows, self.passed, self.quarantined, self.flagged = d["rows"], d["passed"], d["quarantined"], d["flagged"]
+        self.per_rule = d["per_rule"]
+        self.gx_success = d["gx_success"]
+        self.passed_path = Path(d["passed_path"])
+        self.quarantine_path = Path(d["quarantine_path"])
+
+
+def load_step(checked: dict, run_id: str, finished_at: str) -> dict:
+    """Merge passing rows into the library unless the batch's error rate is over its threshold."""
+    from warehouse.load import merge_batch, record_rejected
+
+    layout = _layout()
+    source = get_source(checked["source_id"])
+    batch = _Checked(checked)
+    rate = batch.quarantined / batch.rows if batch.rows else 0.0
+    if rate > source.error_threshold:
+        record_rejected(layout, source_id=source.id, interval=checked["interval"], run_id=run_id, batch=batch,
+                        finished_at=finished_at)
+        top = dict(sorted(batch.per_rule.items(), key=lambda kv: -kv[1])[:5])
+        raise BatchRejected(source.id, checked["interval"], rate, source.error_threshold, top)
+    result = merge_batch(layout, source_id=source.id, dataset=source.dataset, interval=checked["interval"],
+                         upper=checked["upper"], run_id=run_id, batch=batch, finished_at=finished_at)
+    emit_event(event="step", step="load", **asdict(result))
+    return asdict(result)
+
+
+def build_step(at_iso: str) -> dict:
+    """Issue licences for new and changed certificates."""
+    from warehouse.build import issue_pending
+
+    result = issue_pending(_layout(), at=dt.datetime.fromisoformat(at_iso))
+    emit_event(event="step", step="issue", **asdict(result))
+    return asdict(result)
+
+
+def publish_step(at_iso: str) -> dict:
+    """Publish a read-only snapshot and swap the service to it."""
+    from warehouse.snapshot import publish
+
+    snap = publish(_layout(), built_at=dt.datetime.fromisoformat(at_iso))
+    emit_event(event="step", step="publish", snapshot_id=snap.snapshot_id, counts=snap.counts)
+    return {"snapshot_id": snap.snapshot_id, "path": str(snap.path), "counts": snap.counts}

@@ -1,0 +1,49 @@
+"""DuckDB connections with extensions loaded from their PyPI packages, never downloaded."""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import os
+from pathlib import Path
+
+import duckdb
+
+# extension name -> PyPI package module
+_EXTENSIONS = {
+    "sqlite_scanner": "duckdb_extension_sqlite_scanner",
+    "postgres_scanner": "duckdb_extension_postgres_scanner",
+    "excel": "duckdb_extension_excel",
+    "httpfs": "duckdb_extension_httpfs",
+    "ducklake": "duckdb_extension_ducklake",
+}
+
+
+class ExtensionMissing(RuntimeError):
+    """A DuckDB extension package is not installed; `make venv` installs it from requirements.lock."""
+
+
+def extension_path(name: str) -> Path:
+    """Path of the extension binary shipped inside its ``duckdb-extension-*`` wheel."""
+    try:
+        module = importlib.import_module(_EXTENSIONS[name])
+    except KeyError:
+        raise ExtensionMissing(f"unknown DuckDB extension {name!r}; known: {sorted(_EXTENSIONS)}") from None
+    except ImportError as exc:
+        raise ExtensionMissing(f"package for DuckDB extension {name!r} is not installed: {exc}") from exc
+    found = glob.glob(os.path.join(os.path.dirname(module.__file__), "extensions", "*", f"{name}.duckdb_extension"))
+    if not found:
+        raise ExtensionMissing(f"no {name}.duckdb_extension inside {module.__file__}")
+    return Path(found[0])
+
+
+def connect(path: str | os.PathLike[str] = ":memory:", *, read_only: bool = False,
+            extensions: tuple[str, ...] = (), threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """Open DuckDB with automatic extension downloads switched off and the named extensions loaded."""
+    config = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
+    if threads:
+        config["threads"] = str(threads)
+    con = duckdb.connect(str(path), read_only=read_only, config=config)
+    for name in extensions:
+        con.execute(f"LOAD '{extension_path(name)}'")
+    return con

@@ -1,0 +1,194 @@
+"""Merge a checked batch into the library: history kept, one transaction, watermark last.
+
+The merge is idempotent: a re-run of the same interval finds every row's hash
+unchanged and writes nothing new; an older drop never overwrites a newer record
+(``source_updated_at`` decides).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from warehouse.datadir import Layout
+from warehouse.duck import connect
+from warehouse.faults import checkpoint
+from warehouse.lock import writer_lock
+from warehouse.mapping import certificate_sql, subject_sql
+from warehouse.schema import CERT_COLUMNS, SUBJECT_COLUMNS, migrate
+
+
+class CheckedBatch(Protocol):
+    dataset: str
+    rows: int
+    passed: int
+    quarantined: int
+    flagged: int
+    per_rule: dict[str, int]
+    gx_success: bool
+    passed_path: Path
+    quarantine_path: Path
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    source_id: str
+    interval: str
+    certificates_new: int
+    certificates_changed: int
+    subjects_upserted: int
+    quarantined: int
+    watermark: str
+
+
+_CONTENT = ("licence_type_code", "cert_number", "holder_code", "holder_code_type", "holder_name", "issuer_name",
+            "issuer_code", "issue_date", "valid_from", "valid_until", "extension")
+
+
+def open_library(layout: Layout):
+    """Open the library for writing (caller holds the writer lock) and migrate it."""
+    con = connect(layout.library)
+    migrate(con)
+    return con
+
+
+def merge_batch(layout: Layout, *, source_id: str, dataset: str, interval: str, upper: str, run_id: str,
+                batch: CheckedBatch, finished_at: str) -> MergeResult:
+    """Merge passing rows and quarantine; advance the watermark to ``upper`` in the same transaction."""
+    with writer_lock(layout.library):
+        con = open_library(layout)
+        try:
+            con.execute("BEGIN")
+            con.execute(f"CREATE TEMP VIEW batch AS SELECT * FROM read_parquet('{_p(batch.passed_path)}')")
+            content = " || '|' || ".join(f"coalesce(CAST({c} AS VARCHAR), '∅')" for c in _CONTENT)
+            con.execute(f"""
+                CREATE TEMP TABLE incoming AS
+                SELECT *, md5({content}) AS content_hash, md5({content} || '|' || status) AS row_hash
+                FROM ({certificate_sql(dataset)})
+                QUALIFY row_number() OVER (PARTITION BY cert_key ORDER BY source_updated_at DESC NULLS LAST) = 1""")
+            con.execute("""
+                CREATE TEMP TABLE changed AS
+                SELECT i.*, c.version AS old_version, c.content_hash AS old_content_hash
+                FROM incoming i LEFT JOIN certificates c USING (cert_key)
+                WHERE c.cert_key IS NULL
+                   OR (c.row_hash <> i.row_hash
+                       AND coalesce(i.source_updated_at, TIMESTAMP '1900-01-01')
+                           >= coalesce(c.source_updated_at, TIMESTAMP '1900-01-01'))""")
+            new, changed = con.execute(
+                "SELECT count(*) FILTER (old_version IS NULL), count(*) FILTER (old_version IS NOT NULL) FROM changed"
+            ).fetchone()
+            cols = ", ".join(CERT_COLUMNS)
+            con.execute(f"""
+                INSERT INTO certificate_history
+                SELECT {', '.join('c.' + c for c in CERT_COLUMNS)}, ? FROM certificates c
+                WHERE c.cert_key IN (SELECT cert_key FROM changed WHERE old_version IS NOT NULL)""", [interval])
+            con.execute("DELETE FROM certificates WHERE cert_key IN (SELECT cert_key FROM changed)")
+            con.execute(f"""
+                INSERT INTO certificates ({cols})
+                SELECT cert_key, licence_type_code, licence_type_name, cert_number, holder_code, holder_code_type,
+                       holder_name, issuer_name, issuer_code, issue_date, valid_from, valid_until, status, extension,
+                       flags, source_id, source_updated_at, content_hash, row_hash,
+                       CASE WHEN old_version IS NULL THEN 1
+                            WHEN old_content_hash <> content_hash THEN old_version + 1
+                            ELSE old_version END,
+                       ?
+                FROM changed""", [interval])
+            checkpoint("merge_mid_transaction")
+            subjects = 0
+            ssql = subject_sql(dataset)
+            if ssql:
+                scols = [c for c in SUBJECT_COLUMNS if c != "row_hash"]
+                shash = " || '|' || ".join(f"coalesce(CAST({c} AS VARCHAR), '∅')" for c in scols)
+                con.execute(f"""
+                    CREATE TEMP TABLE s_in AS
+                    SELECT *, md5({shash}) AS row_hash FROM ({ssql})
+                    QUALIFY row_number() OVER (PARTITION BY subject_code ORDER BY updated_at DESC NULLS LAST) = 1""")
+                con.execute("""
+                    CREATE TEMP TABLE s_changed AS
+                    SELECT s.* FROM s_in s LEFT JOIN subjects o USING (subject_code)
+                    WHERE o.subject_code IS NULL
+                       OR (o.row_hash <> s.row_hash AND coalesce(s.updated_at, TIMESTAMP '1900-01-01')
+                                                        >= coalesce(o.updated_at, TIMESTAMP '1900-01-01'))""")
+                subjects = con.execute("SELECT count(*) FROM s_changed").fetchone()[0]
+                con.execute("DELETE FROM subjects WHERE subject_code IN (SELECT subject_code FROM s_changed)")
+                con.execute(f"INSERT INTO subjects ({', '.join(SUBJECT_COLUMNS)}) "
+                            f"SELECT {', '.join(SUBJECT_COLUMNS)} FROM s_changed")
+            # quarantine: this interval's rows replace any earlier attempt at the same interval
+            con.execute("DELETE FROM quarantine WHERE source_id = ? AND interval = ?", [source_id, interval])
+            _insert_quarantine(con, batch.quarantine_path, dataset)
+            # a record that loads now resolves its earlier quarantine entries
+            con.execute("""
+                UPDATE quarantine SET resolved_interval = ?
+                WHERE source_id = ? AND resolved_interval IS NULL AND interval <> ?
+                  AND record_key IN (SELECT _record_key FROM batch)""", [interval, source_id, interval])
+            _record_run(con, run_id=run_id, source_id=source_id, interval=interval, batch=batch, status="merged",
+                        finished_at=finished_at)
+            con.execute("""
+                INSERT INTO watermarks VALUES (?, ?, ?)
+                ON CONFLICT (source_id) DO UPDATE SET
+                    cursor = greatest(watermarks.cursor, excluded.cursor),
+                    updated_interval = CASE WHEN excluded.cursor >= watermarks.cursor
+                                            THEN excluded.updated_interval ELSE watermarks.updated_interval END""",
+                        [source_id, upper, interval])
+            checkpoint("merge_before_commit")
+            con.execute("COMMIT")
+            return MergeResult(source_id, interval, new, changed, subjects, batch.quarantined, upper)
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+
+
+def _insert_quarantine(con, path: Path, dataset: str) -> None:
+    meta = ("_reasons", "_source_id", "_interval", "_record_key", "_flags")
+    cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{_p(path)}')").fetchall()]
+    payload = ", ".join(f"'{c}', \"{c}\"" for c in cols if c not in meta)
+    con.execute(f"""
+        INSERT INTO quarantine (source_id, dataset, interval, record_key, reasons, "row", resolved_interval)
+        SELECT _source_id, ?, _interval, _record_key, CAST(_reasons AS JSON), json_object({payload}), NULL
+        FROM read_parquet('{_p(path)}')""", [dataset])
+
+
+def record_rejected(layout: Layout, *, source_id: str, interval: str, run_id: str, batch: CheckedBatch,
+                    finished_at: str) -> None:
+    """Record a batch stopped by its error threshold; the library's data is not touched."""
+    with writer_lock(layout.library):
+        con = open_library(layout)
+        try:
+            con.execute("BEGIN")
+            _record_run(con, run_id=run_id, source_id=source_id, interval=interval, batch=batch,
+                        status="rejected", finished_at=finished_at)
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+
+def _record_run(con, *, run_id: str, source_id: str, interval: str, batch: CheckedBatch, status: str,
+                finished_at: str) -> None:
+    con.execute("DELETE FROM quality_runs WHERE source_id = ? AND interval = ?", [source_id, interval])
+    con.execute("INSERT INTO quality_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+        run_id, source_id, batch.dataset, interval, batch.rows, batch.passed, batch.quarantined, batch.flagged,
+        json.dumps(batch.per_rule, ensure_ascii=False, sort_keys=True), bool(batch.gx_success), status, finished_at])
+
+
+def read_watermark(layout: Layout, source_id: str) -> str | None:
+    """The stored watermark, or None before the first successful load."""
+    if not layout.library.exists():
+        return None
+    con = connect(layout.library, read_only=True)
+    try:
+        exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'watermarks'"
+                             ).fetchone()[0]
+        if not exists:
+            return None
+        row = con.execute("SELECT cursor FROM watermarks WHERE source_id = ?", [source_id]).fetchone()
+        return row[0] if row else None
+    finally:
+        con.close()
+
+
+def _p(path: Path) -> str:
+    return str(path).replace("'", "''")

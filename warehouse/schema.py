@@ -1,0 +1,147 @@
+"""The library schema (证照库) and its migrations.
+
+Migrations are numbered and applied in order inside one transaction each; the
+applied version is kept in ``schema_migrations``. The snapshot the service reads
+has the same tables.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+CERT_COLUMNS = (
+    "cert_key", "licence_type_code", "licence_type_name", "cert_number", "holder_code", "holder_code_type",
+    "holder_name", "issuer_name", "issuer_code", "issue_date", "valid_from", "valid_until", "status",
+    "extension", "flags", "source_id", "source_updated_at", "content_hash", "row_hash", "version",
+    "changed_interval",
+)
+SUBJECT_COLUMNS = ("subject_code", "code_type", "name", "kind", "sex", "birth_date", "address", "division_code",
+                   "legal_rep_code", "source_id", "updated_at", "row_hash")
+
+_CERT_DDL = """
+    cert_key VARCHAR NOT NULL,
+    licence_type_code VARCHAR NOT NULL,
+    licence_type_name VARCHAR NOT NULL,
+    cert_number VARCHAR NOT NULL,
+    holder_code VARCHAR NOT NULL,
+    holder_code_type VARCHAR NOT NULL,
+    holder_name VARCHAR,
+    issuer_name VARCHAR NOT NULL,
+    issuer_code VARCHAR NOT NULL,
+    issue_date DATE,
+    valid_from DATE,
+    valid_until DATE,            -- NULL = 长期 (no end)
+    status VARCHAR NOT NULL,     -- GB/T 36903 practice codes: 01 valid, 02 suspended, 03 revoked ...
+    extension JSON,
+    flags VARCHAR[],
+    source_id VARCHAR NOT NULL,
+    source_updated_at TIMESTAMP,
+    content_hash VARCHAR NOT NULL,  -- content except status: a change bumps the licence version
+    row_hash VARCHAR NOT NULL,      -- everything incl. status
+    version INTEGER NOT NULL,
+    changed_interval VARCHAR NOT NULL
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the library
+    f"""
+    CREATE TABLE subjects (
+        subject_code VARCHAR PRIMARY KEY,
+        code_type VARCHAR NOT NULL,       -- 111 citizen ID, 001 credit code
+        name VARCHAR,
+        kind VARCHAR NOT NULL,            -- person | organisation
+        sex VARCHAR,
+        birth_date DATE,
+        address VARCHAR,
+        division_code VARCHAR,
+        legal_rep_code VARCHAR,
+        source_id VARCHAR NOT NULL,
+        updated_at TIMESTAMP,
+        row_hash VARCHAR NOT NULL
+    );
+    CREATE TABLE certificates ({_CERT_DDL});
+    CREATE TABLE certificate_history ({_CERT_DDL}, superseded_interval VARCHAR NOT NULL);
+    CREATE TABLE licences (
+        licence_id VARCHAR PRIMARY KEY,
+        base_id VARCHAR NOT NULL,
+        cert_key VARCHAR NOT NULL,
+        version INTEGER NOT NULL,
+        token VARCHAR NOT NULL,
+        issued_at TIMESTAMP NOT NULL,
+        supersedes VARCHAR,
+        issuer_code VARCHAR NOT NULL,
+        licence_type_code VARCHAR NOT NULL,
+        holder_code VARCHAR NOT NULL
+    );
+    CREATE TABLE quarantine (
+        source_id VARCHAR NOT NULL,
+        dataset VARCHAR NOT NULL,
+        interval VARCHAR NOT NULL,
+        record_key VARCHAR,
+        reasons JSON NOT NULL,
+        "row" JSON NOT NULL,
+        resolved_interval VARCHAR
+    );
+    CREATE TABLE quality_runs (
+        run_id VARCHAR NOT NULL,
+        source_id VARCHAR NOT NULL,
+        dataset VARCHAR NOT NULL,
+        interval VARCHAR NOT NULL,
+        rows BIGINT NOT NULL,
+        passed BIGINT NOT NULL,
+        quarantined BIGINT NOT NULL,
+        flagged BIGINT NOT NULL,
+        per_rule JSON NOT NULL,
+        gx_success BOOLEAN NOT NULL,
+        status VARCHAR NOT NULL,          -- merged | rejected
+        finished_at TIMESTAMP NOT NULL
+    );
+    CREATE TABLE watermarks (
+        source_id VARCHAR PRIMARY KEY,
+        cursor VARCHAR NOT NULL,
+        updated_interval VARCHAR NOT NULL
+    );
+    """,
+)
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Apply pending migrations; return the schema version."""
+    con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+    current = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+    for version, ddl in enumerate(MIGRATIONS, start=1):
+        if version <= current:
+            continue
+        con.execute("BEGIN")
+        try:
+            con.execute(ddl)
+            con.execute("INSERT INTO schema_migrations VALUES (?, current_timestamp)", [version])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        current = version
+    return current
+
+
+CONTENT_TABLES = {
+    "subjects": "subject_code",
+    "certificates": "cert_key",
+    "certificate_history": "cert_key, version, superseded_interval",
+    "licences": "licence_id",
+    "quarantine": "source_id, interval, record_key",
+    "watermarks": "source_id",
+}
+
+
+def content_hash(con: duckdb.DuckDBPyConnection) -> str:
+    """One digest over every library table's rows (order-independent) — for idempotency checks."""
+    parts = []
+    for table in CONTENT_TABLES:
+        h = con.execute(
+            f"SELECT count(*), coalesce(md5(string_agg(md5(CAST(t AS VARCHAR)), '' ORDER BY md5(CAST(t AS VARCHAR)))), '') "
+            f"FROM {table} t").fetchone()
+        parts.append(f"{table}:{h[0]}:{h[1]}")
+    import hashlib
+
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()

@@ -1,0 +1,83 @@
+"""Publish an immutable, read-only snapshot of the library for the service.
+
+The snapshot is written to a temporary file, renamed into place, and only then
+``snapshots/CURRENT`` is replaced (atomically) with its name. A failed build
+never touches CURRENT, so the last good snapshot keeps serving.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from warehouse.datadir import Layout
+from warehouse.duck import connect
+from warehouse.lock import writer_lock
+from warehouse.schema import content_hash
+
+SERVED_TABLES = ("subjects", "certificates", "certificate_history", "licences", "quarantine", "quality_runs",
+                 "watermarks")
+KEEP = 3
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    snapshot_id: str
+    path: Path
+    library_hash: str
+    counts: dict[str, int]
+
+
+def publish(layout: Layout, *, built_at: dt.datetime) -> Snapshot:
+    """Copy the served tables into a new snapshot file and point CURRENT at it."""
+    layout.snapshots.mkdir(parents=True, exist_ok=True)
+    with writer_lock(layout.library):
+        con = connect(layout.library, read_only=True)
+        try:
+            lib_hash = content_hash(con)
+            snapshot_id = f"{built_at:%Y%m%dT%H%M%S}-{lib_hash[:12]}"
+            final = layout.snapshots / f"library-{snapshot_id}.duckdb"
+            tmp = layout.snapshots / f".library-{uuid.uuid4().hex}.tmp"
+            con.execute(f"ATTACH '{tmp}' AS snap")
+            counts = {}
+            for table in SERVED_TABLES:
+                con.execute(f"CREATE TABLE snap.{table} AS SELECT * FROM {table}")
+                counts[table] = con.execute(f"SELECT count(*) FROM snap.{table}").fetchone()[0]
+            con.execute("CREATE TABLE snap.snapshot_meta (snapshot_id VARCHAR, built_at TIMESTAMP, library_hash VARCHAR)")
+            con.execute("INSERT INTO snap.snapshot_meta VALUES (?, ?, ?)",
+                        [snapshot_id, built_at.replace(tzinfo=None), lib_hash])
+            con.execute("DETACH snap")
+        finally:
+            con.close()
+        os.replace(tmp, final)
+        _write_pointer(layout.current_snapshot_pointer, final.name)
+        _prune(layout, keep=final.name)
+    return Snapshot(snapshot_id, final, lib_hash, counts)
+
+
+def current(layout: Layout) -> Path | None:
+    """Path of the snapshot being served, or None before the first publish."""
+    try:
+        name = layout.current_snapshot_pointer.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return layout.snapshots / name if name else None
+
+
+def _write_pointer(pointer: Path, name: str) -> None:
+    tmp = pointer.with_name(f".CURRENT.{uuid.uuid4().hex}")
+    tmp.write_text(name + "\n")
+    os.replace(tmp, pointer)
+
+
+def _prune(layout: Layout, *, keep: str) -> None:
+    """Keep the newest few snapshots; a reader that still has an old one open keeps its inode."""
+    snaps = sorted(layout.snapshots.glob("library-*.duckdb"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in snaps[KEEP:]:
+        if old.name != keep:
+            old.unlink(missing_ok=True)
+    for stale in layout.snapshots.glob(".library-*.tmp"):
+        stale.unlink(missing_ok=True)
