@@ -1,0 +1,1 @@
+"""The hub's HTTP service (FastAPI): ``create_app()`` in :mod:`exchange.api.main`."""

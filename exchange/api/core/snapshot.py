@@ -1,0 +1,361 @@
+"""Serving the current library snapshot: open read-only, index in memory, swap atomically.
+
+The pipeline publishes immutable DuckDB files under ``layout.snapshots`` and names the
+current one in ``snapshots/CURRENT`` (replaced atomically). :class:`SnapshotStore`
+stats that pointer on every lease (about a microsecond) and a background thread does
+the same every second, so a new snapshot is picked up without a restart. A swap opens
+the new file read-only, loads ``subjects``, ``certificates`` and ``licences`` into
+Arrow tables with dict indexes (holder_code / licence_id / cert_key → row positions),
+then replaces the current snapshot under a lock. The old one is closed when its last
+lease (in-flight request) ends. A snapshot that fails to open is logged and skipped:
+the last good one keeps serving.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from exchange.api.exceptions import NoSnapshot
+from warehouse.datadir import Layout
+
+log = logging.getLogger("exchange.api.snapshot")
+
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "subjects": ("subject_code", "code_type", "name", "kind", "sex", "birth_date", "address",
+                 "division_code", "legal_rep_code", "source_id", "updated_at"),
+    "certificates": ("cert_key", "licence_type_code", "licence_type_name", "cert_number",
+                     "holder_code", "holder_code_type", "holder_name", "issuer_name", "issuer_code",
+                     "issue_date", "valid_from", "valid_until", "status", "extension", "flags",
+                     "source_id", "row_hash", "version", "changed_interval"),
+    "licences": ("licence_id", "base_id", "cert_key", "version", "token", "issued_at",
+                 "supersedes", "issuer_code", "licence_type_code", "holder_code"),
+    "snapshot_meta": ("snapshot_id", "built_at", "library_hash"),
+}
+_DATE_FIELDS = {"birth_date", "issue_date", "valid_from", "valid_until"}
+
+
+class SnapshotError(Exception):
+    """A published snapshot file cannot be served (missing, not DuckDB, wrong schema)."""
+
+    retryable = False
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"cannot serve snapshot {path}: {reason}; the previous snapshot "
+                         "(if any) keeps serving — re-publish with warehouse.snapshot.publish")
+
+
+def _plain(name: str, value: Any) -> Any:
+    """Arrow scalars as JSON-friendly Python: dates as ISO text, timestamps ISO (naive CST)."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ") if name not in _DATE_FIELDS else value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if name in _DATE_FIELDS and value == "":
+        return None
+    return value
+
+
+class _Table:
+    """An Arrow table (single chunk per column) and the Python row view of a position."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table.combine_chunks()
+        self.names = self.table.column_names
+        self._arrays = [self.table.column(i).chunk(0) if self.table.column(i).num_chunks
+                        else pa.array([], type=self.table.schema.field(i).type)
+                        for i in range(self.table.num_columns)]
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def column(self, name: str) -> list[Any]:
+        return self.table.column(name).to_pylist()
+
+    def row(self, pos: int) -> dict[str, Any]:
+        return {n: _plain(n, a[pos].as_py()) for n, a in zip(self.names, self._arrays)}
+
+
+class SnapshotIndex:
+    """In-memory lookup data of one snapshot; implements ``exchange.onceonly.resolver.Records``."""
+
+    def __init__(self, subjects: pa.Table, certificates: pa.Table, licences: pa.Table) -> None:
+        self.subjects = _Table(subjects)
+        self.certificates = _Table(certificates)
+        self.licences = _Table(licences)
+        self._subject_pos = {c: i for i, c in enumerate(self.subjects.column("subject_code"))}
+        self._cert_pos: dict[str, int] = {}
+        self._certs_by_holder: dict[str, list[int]] = {}
+        for i, (key, holder) in enumerate(zip(self.certificates.column("cert_key"),
+                                              self.certificates.column("holder_code"))):
+            self._cert_pos[key] = i
+            self._certs_by_holder.setdefault(holder, []).append(i)
+        self._licence_pos: dict[str, int] = {}
+        newest: dict[str, tuple[int, int]] = {}  # cert_key -> (version, position)
+        for i, (lid, ck, ver) in enumerate(zip(self.licences.column("licence_id"),
+                                               self.licences.column("cert_key"),
+                                               self.licences.column("version"))):
+            self._licence_pos[lid] = i
+            if ck not in newest or (ver or 0) > newest[ck][0]:
+                newest[ck] = (ver or 0, i)
+        self._newest_licence_pos = {ck: pos for ck, (_, pos) in newest.items()}
+        self._licence_ids = self.licences.column("licence_id")
+        self._licence_versions = self.licences.column("version")
+
+    @classmethod
+    def load(cls, conn: Any) -> "SnapshotIndex":
+        def q(sql: str) -> pa.Table:
+            return conn.execute(sql).to_arrow_table()
+        return cls(q("SELECT * FROM subjects"),
+                   q("SELECT * FROM certificates ORDER BY holder_code, licence_type_code, cert_key"),
+                   q("SELECT * FROM licences"))
+
+    def counts(self) -> dict[str, int]:
+        return {"subjects": len(self.subjects), "certificates": len(self.certificates),
+                "licences": len(self.licences)}
+
+    def subject(self, code: str) -> dict[str, Any] | None:
+        pos = self._subject_pos.get(code)
+        return None if pos is None else self.subjects.row(pos)
+
+    def certificates_of(self, holder_code: str) -> list[dict[str, Any]]:
+        """The holder's certificates, each with ``licence_id``/``licence_version`` of its newest licence."""
+        out = []
+        for pos in self._certs_by_holder.get(holder_code, ()):
+            row = self.certificates.row(pos)
+            lpos = self._newest_licence_pos.get(row["cert_key"])
+            row["licence_id"] = None if lpos is None else self._licence_ids[lpos]
+            row["licence_version"] = None if lpos is None else self._licence_versions[lpos]
+            out.append(row)
+        return out
+
+    def certificate(self, cert_key: str) -> dict[str, Any] | None:
+        pos = self._cert_pos.get(cert_key)
+        return None if pos is None else self.certificates.row(pos)
+
+    def licence(self, licence_id: str) -> dict[str, Any] | None:
+        pos = self._licence_pos.get(licence_id)
+        return None if pos is None else self.licences.row(pos)
+
+    def newest_licence_id(self, cert_key: str) -> str | None:
+        pos = self._newest_licence_pos.get(cert_key)
+        return None if pos is None else self._licence_ids[pos]
+
+    def licence_status(self, licence_id: str) -> str | None:
+        """Current GB/T 36903 status of the certificate behind a licence; None if unknown."""
+        pos = self._licence_pos.get(licence_id)
+        if pos is None:
+            return None
+        cpos = self._cert_pos.get(self.licences.table.column("cert_key")[pos].as_py())
+        if cpos is None:
+            return None
+        return self.certificates.table.column("status")[cpos].as_py()
+
+    def example_holder(self) -> str | None:
+        """A holder code with certificates (for the landing page in development)."""
+        return next(iter(self._certs_by_holder), None)
+
+
+class Snapshot:
+    """One opened snapshot: read-only DuckDB connection + in-memory index + lease count."""
+
+    def __init__(self, path: Path, conn: Any, index: SnapshotIndex, snapshot_id: str,
+                 built_at: str, library_hash: str | None) -> None:
+        self.path = path
+        self.name = path.name
+        self.conn = conn
+        self.index = index
+        self.snapshot_id = snapshot_id
+        self.built_at = built_at
+        self.library_hash = library_hash
+        self.loaded_at = dt.datetime.now()
+        self._leases = 0
+        self._retired = False
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: Path) -> "Snapshot":
+        import duckdb
+
+        if not path.is_file():
+            raise SnapshotError(path, "file does not exist")
+        try:
+            conn = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error as exc:
+            raise SnapshotError(path, f"DuckDB cannot open it read-only: {exc}") from exc
+        try:
+            cols: dict[str, set[str]] = {}
+            for table, column in conn.execute(
+                    "SELECT table_name, column_name FROM information_schema.columns").fetchall():
+                cols.setdefault(table, set()).add(column)
+            for table, required in REQUIRED_COLUMNS.items():
+                missing = [c for c in required if c not in cols.get(table, set())]
+                if missing:
+                    raise SnapshotError(path, f"table {table} lacks columns {missing}"
+                                        if table in cols else f"table {table} is missing")
+            meta = conn.execute("SELECT snapshot_id, built_at, library_hash FROM snapshot_meta").fetchall()
+            if len(meta) != 1:
+                raise SnapshotError(path, f"snapshot_meta must hold one row, holds {len(meta)}")
+            snapshot_id, built_at, library_hash = meta[0]
+            index = SnapshotIndex.load(conn)
+        except SnapshotError:
+            conn.close()
+            raise
+        except duckdb.Error as exc:
+            conn.close()
+            raise SnapshotError(path, f"reading it failed: {exc}") from exc
+        return cls(path, conn, index, str(snapshot_id), _plain("built_at", built_at),
+                   library_hash)
+
+    def cursor(self) -> Any:
+        """A DuckDB cursor of its own for this thread (the shared connection is not thread-safe)."""
+        return self.conn.cursor()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _acquire(self) -> None:
+        with self._lock:
+            self._leases += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._leases -= 1
+            close = self._retired and self._leases == 0
+        if close:
+            self._close()
+
+    def retire(self) -> None:
+        """No new leases; close once the in-flight ones end."""
+        with self._lock:
+            self._retired = True
+            close = self._leases == 0
+        if close:
+            self._close()
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.conn.close()
+            log.info("closed snapshot %s", self.name)
+
+
+@dataclass(frozen=True)
+class _Stamp:
+    ino: int
+    mtime_ns: int
+    size: int
+
+
+class SnapshotStore:
+    """Holds the current :class:`Snapshot` and swaps it when ``snapshots/CURRENT`` changes."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self._lock = threading.Lock()  # guards _current / _stamp
+        self._load_lock = threading.Lock()  # one loader at a time
+        self._current: Snapshot | None = None
+        self._stamp: _Stamp | None = None
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    @property
+    def current(self) -> Snapshot | None:
+        return self._current
+
+    def _pointer_stamp(self) -> _Stamp | None:
+        try:
+            st = os.stat(self.layout.current_snapshot_pointer)
+        except FileNotFoundError:
+            return None
+        return _Stamp(st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def refresh(self, *, wait: bool = False) -> None:
+        """Swap to the snapshot CURRENT names if it changed. Cheap when it did not."""
+        stamp = self._pointer_stamp()
+        if stamp == self._stamp:
+            return
+        # Another thread loading? Serve what we have, unless there is nothing yet.
+        if not self._load_lock.acquire(blocking=wait or self._current is None):
+            return
+        try:
+            stamp = self._pointer_stamp()
+            if stamp is None or stamp == self._stamp:
+                return
+            name = self.layout.current_snapshot_pointer.read_text(encoding="utf-8").strip()
+            if self._current is not None and self._current.name == name:
+                self._stamp = stamp
+                return
+            try:
+                if not name or Path(name).name != name:
+                    raise SnapshotError(self.layout.current_snapshot_pointer,
+                                        f"CURRENT must hold a bare file name, holds {name!r}")
+                new = Snapshot.open(self.layout.snapshots / name)
+            except SnapshotError as exc:
+                self._stamp = stamp  # do not retry a bad file on every request
+                self.last_error = str(exc)
+                log.error("%s", exc)
+                return
+            with self._lock:
+                old, self._current, self._stamp = self._current, new, stamp
+                self.last_error = None
+            log.info("serving snapshot %s (%s) %s", new.snapshot_id, new.name, new.index.counts())
+            if old is not None:
+                old.retire()
+        finally:
+            self._load_lock.release()
+
+    @contextmanager
+    def lease(self) -> Iterator[Snapshot]:
+        """The current snapshot, kept open until the block ends; 503 ``no_snapshot`` if none."""
+        self.refresh()
+        with self._lock:
+            snap = self._current
+            if snap is None:
+                reason = self.last_error or (
+                    f"{self.layout.current_snapshot_pointer} does not exist yet")
+                raise NoSnapshot(reason)
+            snap._acquire()
+        try:
+            yield snap
+        finally:
+            snap.release()
+
+    def start_watching(self, interval: float = 1.0) -> None:
+        """Check the pointer every ``interval`` seconds in a daemon thread, off the request path."""
+        if self._watcher is not None:
+            return
+
+        def run() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.refresh(wait=True)
+                except OSError as exc:  # pointer vanished mid-read: next tick retries
+                    log.warning("snapshot pointer check failed: %s", exc)
+
+        self._watcher = threading.Thread(target=run, name="snapshot-watcher", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._watcher = None
+        with self._lock:
+            snap, self._current, self._stamp = self._current, None, None
+        if snap is not None:
+            snap.retire()

@@ -1,0 +1,1 @@
+"""One module per resource; each route has a one-line docstring (its OpenAPI summary)."""

@@ -1,0 +1,63 @@
+"""Signed licences: fetch one, verify a presented token."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from exchange.api.deps import NowDep, SnapshotDep, TrustDep
+from exchange.api.exceptions import LicenceNotFound
+from exchange.api.schemas.common import error_responses
+from exchange.api.schemas.licences import Licence, VerifyRequest, VerifyResponse
+
+router = APIRouter(prefix="/api/v1", tags=["licences"])
+log = logging.getLogger("exchange.api.licences")
+
+
+def decode_payload(token: str) -> dict[str, Any]:
+    """The JWS payload as JSON, without verifying anything (display only)."""
+    try:
+        segment = token.split(".")[1]
+        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        value = json.loads(data)
+    except (IndexError, binascii.Error, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@router.get("/licences/{licence_id}", response_model=Licence, responses=error_responses(404, 503))
+def get_licence(
+    snap: SnapshotDep,
+    licence_id: Annotated[str, Path(description="GB/T 36904 identifier, e.g. 1.2.156.3005.2.…")],
+) -> Licence:
+    """A signed licence (compact JWS) with its decoded payload."""
+    row = snap.index.licence(licence_id.strip())
+    if row is None:
+        raise LicenceNotFound(f"证照库中没有标识为 {licence_id} 的电子证照。"
+                              f"No licence {licence_id!r} in snapshot {snap.snapshot_id}.")
+    newest = snap.index.newest_licence_id(row["cert_key"])
+    return Licence(licence_id=row["licence_id"], base_id=row["base_id"], version=row["version"],
+                   cert_key=row["cert_key"], licence_type_code=row["licence_type_code"],
+                   holder_code=row["holder_code"], issuer_code=row["issuer_code"],
+                   issued_at=row["issued_at"], supersedes=row["supersedes"],
+                   superseded=newest is not None and newest != row["licence_id"],
+                   status=snap.index.licence_status(row["licence_id"]),
+                   token=row["token"], payload=decode_payload(row["token"]))
+
+
+@router.post("/verify", response_model=VerifyResponse, responses=error_responses(503))
+def verify(body: VerifyRequest, snap: SnapshotDep, trust: TrustDep, now: NowDep) -> VerifyResponse:
+    """Verify a presented licence token: signature, issuer, current status, validity."""
+    from certificates import verify_licence
+
+    result = verify_licence(body.token, trust, at=now, status_lookup=snap.index.licence_status)
+    log.info("verify %s -> %s", result.licence_id, result.code)
+    return VerifyResponse(outcome=result.code, valid=result.ok, reason_zh=result.reason_zh,
+                          detail=result.detail, licence_id=result.licence_id, issuer=result.issuer,
+                          payload=result.payload, warnings=list(result.warnings),
+                          checked_at=now.isoformat(timespec="seconds"))

@@ -1,0 +1,73 @@
+"""Once-only (一次提交) check: what is on file, what must be submitted."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+
+from exchange.api.core.identifiers import check_holder_code
+from exchange.api.deps import CST, CatalogueDep, NowDep, SnapshotDep
+from exchange.api.exceptions import InvalidIdentifier, ItemNotFound
+from exchange.api.schemas.common import error_responses
+from exchange.api.schemas.onceonly import (FindingOut, ItemRef, ObservationOut, OnceOnlyRequest,
+                                           OnceOnlyResponse, OnFileOut, RejectedOut, RequirementOut,
+                                           ServedOut)
+from exchange.onceonly.exceptions import UnknownItemError
+from exchange.onceonly.resolver import Applicant, Resolution, resolve
+from quality.standards import mask_identifier
+
+router = APIRouter(prefix="/api/v1", tags=["once-only"])
+log = logging.getLogger("exchange.api.onceonly")
+
+
+def to_response(res: Resolution, snapshot_id: str) -> OnceOnlyResponse:
+    reqs = [RequirementOut(
+        status=r.status, title=r.title, holder_role=r.holder_role,
+        holder_code_masked=mask_identifier(r.holder_code) if r.holder_code else None,
+        satisfied_by=r.satisfied_by, licence_types=r.licence_types, necessity=r.necessity,
+        source_channel=r.source_channel,
+        on_file=[OnFileOut(licence_id=u.licence_id, licence_type=u.licence_type_name,
+                           licence_type_code=u.licence_type_code, cert_number=u.cert_number,
+                           issuing_department=u.issuer_name, issuer_code=u.issuer_code,
+                           valid_until=u.valid_until, status=u.status, flags=list(u.flags))
+                 for u in r.on_file],
+        missing=r.missing,
+        not_counted=[RejectedOut(licence_id=x.licence_id, licence_type=x.licence_type_name,
+                                 cert_number=x.cert_number, status=x.status,
+                                 valid_from=x.valid_from, valid_until=x.valid_until,
+                                 reason_code=x.reason_code, reason_zh=x.reason_zh)
+                     for x in r.rejected],
+        serves=[ServedOut(**vars(s)) for s in r.serves], note=r.note) for r in res.requirements]
+    findings = [FindingOut(holder_code_masked=mask_identifier(f.holder_code), field=f.field,
+                           values=[ObservationOut(**vars(o)) for o in f.values],
+                           message_zh=f.message_zh) for f in res.findings]
+    return OnceOnlyResponse(
+        snapshot_id=snapshot_id, at=res.at.isoformat(timespec="seconds"),
+        items=[ItemRef(code=i.code, impl_code=i.impl_code, name=i.name) for i in res.items],
+        on_file_count=res.on_file_count, must_submit_count=res.must_submit_count,
+        requirements=reqs, findings=findings, notes=res.notes)
+
+
+@router.post("/once-only", response_model=OnceOnlyResponse, responses=error_responses(404, 422, 503))
+def once_only(body: OnceOnlyRequest, snap: SnapshotDep, catalogue: CatalogueDep,
+              now: NowDep) -> OnceOnlyResponse:
+    """Which materials of the given items are already on file for the applicant."""
+    a = body.applicant
+    code = check_holder_code(a.code, a.code_type)
+    if code.check_char_warning and snap.index.subject(code.code) is None \
+            and not snap.index.certificates_of(code.code):
+        raise InvalidIdentifier(code.check_char_warning)
+    agent = None
+    if a.agent_code:
+        agent = check_holder_code(a.agent_code, "111").code
+    applicant = Applicant(code=code.code, code_type=a.code_type, agent_code=agent)
+    at = now.astimezone(CST).replace(tzinfo=None) if now.tzinfo else now  # library dates are naive CST
+    try:
+        res = resolve(catalogue, snap.index, applicant, body.items, at=at)
+    except UnknownItemError as exc:
+        raise ItemNotFound(f"没有编码为 {exc.code} 的政务服务事项。{exc}") from exc
+    log.info("once-only %s items=%s on_file=%d must_submit=%d findings=%d",
+             mask_identifier(code.code), body.items, res.on_file_count, res.must_submit_count,
+             len(res.findings))
+    return to_response(res, snap.snapshot_id)

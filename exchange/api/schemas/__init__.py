@@ -1,0 +1,1 @@
+"""Request/response models, one module per resource."""

@@ -1,0 +1,40 @@
+"""Signed licences and their verification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Licence(BaseModel):
+    licence_id: str
+    base_id: str | None
+    version: int | None
+    cert_key: str
+    licence_type_code: str | None
+    holder_code: str | None
+    issuer_code: str | None
+    issued_at: str | None
+    supersedes: str | None
+    superseded: bool = Field(description="a newer version of this licence exists")
+    status: str | None = Field(description="current status of the certificate behind it")
+    token: str = Field(description="compact JWS (typ vnd.onewindow.licence+jws)")
+    payload: dict[str, Any] = Field(description="the JWS payload, decoded for convenience — not verified")
+
+
+class VerifyRequest(BaseModel):
+    token: str = Field(min_length=1, max_length=65536, description="compact JWS of a licence")
+
+
+class VerifyResponse(BaseModel):
+    outcome: str = Field(description="valid · tampered · unknown_issuer · revoked · suspended · "
+                                     "expired · not_yet_valid · status_unavailable …")
+    valid: bool
+    reason_zh: str
+    detail: str | None = Field(description="finer machine code, e.g. bad_signature, revoked")
+    warnings: list[str] = []
+    licence_id: str | None
+    issuer: str | None
+    payload: dict[str, Any] | None
+    checked_at: str
