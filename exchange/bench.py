@@ -1,0 +1,98 @@
+"""Named benchmarks. Every figure is reported with an anchor measured in the same run.
+
+The machine is shared and noisy, so absolute numbers mean little; the ratio to
+the anchor is the figure to compare across runs. ``--json`` prints
+``{"figures": {name: {"value", "unit", "anchor", "anchor_value", "ratio"}}}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from warehouse.datadir import Layout
+
+
+def _figure(value: float, unit: str, anchor: str, anchor_value: float) -> dict:
+    return {"value": round(value, 2), "unit": unit, "anchor": anchor, "anchor_value": round(anchor_value, 2),
+            "ratio": round(value / anchor_value, 4) if anchor_value else None}
+
+
+def bench_ingest(persons: int, workdir: Path, console: Console | None = None) -> dict[str, dict]:
+    """Population source end to end (SQLite → raw Parquet → GX suite in DuckDB → merge) vs a raw DuckDB load."""
+    from exchange.departments import BASE_DATE, simulate
+    from exchange.pipeline import extract_step, load_step, validate_step
+    from exchange.sources.interval import Interval
+    from warehouse.duck import connect
+
+    layout = Layout(workdir / f"ingest-{persons}").ensure()
+    os.environ["ONEWINDOW_DATA_DIR"] = str(layout.root)
+    if console:
+        console.log(f"simulating {persons:,} persons …")
+    simulate(layout, persons=persons, seed=1, day=0, defect_rate=0.0)
+    interval = Interval.for_day(BASE_DATE)
+    t0 = time.perf_counter()
+    extracted = extract_step("gongan_population", interval.key)
+    checked = validate_step(extracted, run_id="bench")
+    load_step(checked, run_id="bench", finished_at=interval.end.isoformat())
+    elapsed = time.perf_counter() - t0
+    rows = extracted["rows"]
+    # anchor: DuckDB loading the very same raw Parquet partition into a table
+    con = connect(workdir / "anchor.duckdb")
+    t1 = time.perf_counter()
+    con.execute(f"CREATE OR REPLACE TABLE anchor AS SELECT * FROM read_parquet('{extracted['raw_path']}')")
+    anchor_elapsed = time.perf_counter() - t1
+    con.close()
+    return {"ingest_rows_per_s": _figure(rows / elapsed, "rows/s", "duckdb_parquet_load_rows_per_s",
+                                         rows / anchor_elapsed)}
+
+
+def bench_sign() -> dict[str, dict]:
+    """Single licence signing (payload, canonical JSON, Ed25519 JWS) vs `openssl speed ed25519`."""
+    from certificates.bench import bench_sign as sign_rate, openssl_ed25519_sign_rate
+
+    ours = sign_rate(20_000)
+    anchor = openssl_ed25519_sign_rate()
+    return {"sign_single_per_s": _figure(ours, "signatures/s", "openssl_ed25519_sign_per_s", anchor)}
+
+
+
+
+def run_benchmarks(*, persons: int, only: list[str] | None, as_json: bool, console: Console) -> dict:
+    figures: dict[str, dict] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="onewindow-bench-"))
+    log = Console(stderr=True) if as_json else console
+    try:
+        plan: list[tuple[str, Callable[[], dict[str, dict]]]] = [
+            ("ingest", lambda: bench_ingest(persons, workdir, log)),
+            ("sign", bench_sign),
+        ]
+        for name, fn in plan:
+            if only and name not in only:
+                continue
+            log.log(f"benchmark {name} …")
+            figures.update(fn())
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    result = {"figures": figures, "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+              "persons": persons, "cpus": os.cpu_count()}
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        table = Table(title="OneWindow Hub benchmarks (ratio = value / anchor, same run)")
+        for col in ("figure", "value", "unit", "anchor", "anchor value", "ratio"):
+            table.add_column(col, justify="right" if col in ("value", "anchor value", "ratio") else "left")
+        for name, f in figures.items():
+            table.add_row(name, f"{f['value']:,.0f}", f["unit"], f["anchor"], f"{f['anchor_value']:,.0f}",
+                          f"{f['ratio']:.3f}" if f["ratio"] is not None else "-")
+        console.print(table)
+    return result
