@@ -1,0 +1,218 @@
+"""Per-dataset rules: each one a single SQL predicate over the staged batch.
+
+A rule's ``predicate`` is TRUE for a bad row.  The split (:mod:`quality.check`) uses
+it to quarantine or flag rows, and the GX suite (:mod:`quality.gx_suite`) uses the
+same text in an ``UnexpectedRowsExpectation``.  Rules whose predicate is exactly what
+a native GX expectation computes (a regex, not-null) are *built from* that native
+form, so the SQL text and the GX expectation still come from one definition.
+
+The staged batch is the raw batch with exact duplicate rows collapsed and one extra
+column ``_key_rows`` (rows sharing the business key), so duplicate_key is a row
+predicate too.  Pure Python: importing this module needs no database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from quality import sql
+
+Severity = Literal["error", "warning"]
+GxForm = Literal["rows", "regex_match", "regex_not_match", "required"]
+
+META_COLUMNS = ("_record_key", "_source_id", "_interval")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One check: reason ``code`` on ``field``; ``predicate`` is TRUE for a bad row."""
+
+    code: str
+    field: str
+    severity: Severity
+    predicate: str
+    message: str  # SQL expression giving the Chinese message
+    gx_form: GxForm = "rows"
+    pattern: str | None = None  # for regex forms
+
+    @property
+    def rule_id(self) -> str:
+        return f"{self.code}:{self.field}"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What the hub knows about one dataset's raw batch."""
+
+    name: str
+    source_id: str
+    key: str
+    columns: tuple[str, ...]
+    required: tuple[str, ...]
+    dates: tuple[str, ...]  # every date column (YYYY-MM-DD text)
+    optional_dates: tuple[str, ...]  # date columns that may be empty
+    numeric: tuple[str, ...] = ()
+    rules: tuple[Rule, ...] = field(default=())
+
+    @property
+    def raw_columns(self) -> tuple[str, ...]:
+        return self.columns + META_COLUMNS
+
+
+# ------------------------------------------------------------------ rule factories
+def _q(col: str) -> str:
+    return f'"{col}"'
+
+
+def missing_required(col: str, numeric: bool = False) -> Rule:
+    if numeric:
+        return Rule("missing_required", col, "error", f"({_q(col)} IS NULL)",
+                    sql.lit(f"必填字段 {col} 为空"), gx_form="required")
+    return Rule("missing_required", col, "error", f"ow_blank({_q(col)})",
+                sql.lit(f"必填字段 {col} 为空"), gx_form="required", pattern=sql.NON_BLANK_PATTERN)
+
+
+def impossible_date(col: str) -> Rule:
+    return Rule("impossible_date", col, "error", sql.impossible_date(_q(col)),
+                f"'日期 {col} 不存在或不是 YYYY-MM-DD：' || {_q(col)}")
+
+
+def end_before_start(start: str, end: str) -> Rule:
+    return Rule("validity_end_before_start", end, "error", sql.end_before_start(_q(start), _q(end)),
+                f"'{end} ' || {_q(end)} || ' 早于 {start} ' || {_q(start)}")
+
+
+def mis_encoded(col: str) -> Rule:
+    pattern = sql.MOJIBAKE_PATTERN
+    return Rule("mis_encoded_text", col, "error", sql.regex_violation(_q(col), pattern, False),
+                sql.lit(f"{col} 含乱码（替换字符或 GBK/UTF-8 按 Latin-1 误解码）"),
+                gx_form="regex_not_match", pattern=pattern)
+
+
+def duplicate_key(key: str) -> Rule:
+    return Rule("duplicate_key", key, "error", f"(NOT ow_blank({_q(key)}) AND _key_rows > 1)",
+                f"'同一批次中业务主键 {key} 有 ' || _key_rows || ' 条不同记录'")
+
+
+def ric_rules(col: str, when: str | None = None) -> tuple[Rule, ...]:
+    """GB 11643 checks of a citizen ID column (``when``: SQL guard, e.g. a code type)."""
+    q = _q(col)
+    guard = (lambda p: f"({when} AND {p})") if when else (lambda p: p)
+    fmt_pattern = f"^ *(?:(?:{sql.RIC_PATTERN_18}|{sql.RIC_PATTERN_15}) *)?$"
+    if when:
+        fmt = Rule("id_format", col, "error", guard(sql.regex_violation(q, fmt_pattern, True)),
+                   f"'身份证号码格式错误：' || {q}")
+    else:
+        fmt = Rule("id_format", col, "error", sql.regex_violation(q, fmt_pattern, True),
+                   f"'身份证号码格式错误：' || {q}", gx_form="regex_match", pattern=fmt_pattern)
+    return (
+        fmt,
+        Rule("id_check_char", col, "error", guard(sql.ric_check_char_bad(q)),
+             f"'身份证号码校验码错误：应为 ' || ow_ric_check_char(ow_ric_norm({q}))"),
+        Rule("id_division", col, "error", guard(sql.ric_division_bad(q)),
+             f"'身份证号码地址码 ' || substr(ow_ric_norm({q}), 1, 6) || ' 不是有效行政区划代码'"),
+        Rule("id_birth_date", col, "error", guard(sql.ric_birth_bad(q)),
+             f"'身份证号码出生日期 ' || substr(ow_ric_norm({q}), 7, 8) || ' 不存在'"),
+    )
+
+
+def uscc_rules(col: str, when: str | None = None) -> tuple[Rule, ...]:
+    """GB 32100 checks: bad format is an error, a bad check character only a warning."""
+    q = _q(col)
+    pattern = f"^ *(?:{sql.USCC_PATTERN} *)?$"
+    if when:
+        fmt = Rule("uscc_format", col, "error",
+                   f"({when} AND {sql.regex_violation(q, pattern, True)})",
+                   f"'统一社会信用代码格式错误：' || {q}")
+    else:
+        fmt = Rule("uscc_format", col, "error", sql.regex_violation(q, pattern, True),
+                   f"'统一社会信用代码格式错误：' || {q}", gx_form="regex_match", pattern=pattern)
+    check = sql.uscc_check_char_bad(q)
+    return (
+        fmt,
+        Rule("uscc_check_char", col, "warning", f"({when} AND {check})" if when else check,
+             f"'统一社会信用代码校验码错误（保留待核）：应为 ' || ow_uscc_check_char(ow_uscc_norm({q}))"),
+    )
+
+
+def _spec(name: str, source_id: str, key: str, columns: str, required: str, dates: str,
+          optional_dates: str = "", numeric: str = "", text: str = "",
+          extra: tuple[Rule, ...] = ()) -> DatasetSpec:
+    cols, req, ds, opt, num = (tuple(s.split()) for s in (columns, required, dates,
+                                                           optional_dates, numeric))
+    rules: list[Rule] = [missing_required(c, c in num) for c in req]
+    rules += [impossible_date(c) for c in ds]
+    rules += list(extra)
+    rules += [mis_encoded(c) for c in text.split()]
+    rules.append(duplicate_key(key))
+    return DatasetSpec(name, source_id, key, cols, req, ds, opt, num, tuple(rules))
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        _spec(
+            "persons", "gongan_population", "id_number",
+            "id_number name sex birth_date ethnicity division_code address hukou_number "
+            "id_card_issue_date id_card_valid_until id_card_authority status updated_at",
+            required="id_number name sex birth_date id_card_issue_date status updated_at",
+            dates="birth_date id_card_issue_date id_card_valid_until",
+            optional_dates="id_card_valid_until",
+            text="name address id_card_authority",
+            extra=ric_rules("id_number")
+            + (end_before_start("id_card_issue_date", "id_card_valid_until"),),
+        ),
+        _spec(
+            "enterprises", "scjg_enterprises", "uscc",
+            "uscc name entity_type legal_rep_id legal_rep_name address division_code "
+            "registered_capital issue_date status updated_at",
+            required="uscc name entity_type legal_rep_name issue_date status updated_at",
+            dates="issue_date", numeric="registered_capital",
+            text="name legal_rep_name address",
+            extra=uscc_rules("uscc") + ric_rules("legal_rep_id"),
+        ),
+        _spec(
+            "food_licences", "scjg_food_licences", "licence_no",
+            "licence_no holder_uscc holder_name business_scope address issue_date valid_from "
+            "valid_until status updated_at",
+            required="licence_no holder_uscc holder_name issue_date valid_from valid_until "
+            "status updated_at",
+            dates="issue_date valid_from valid_until",
+            text="holder_name business_scope address",
+            extra=uscc_rules("holder_uscc") + (end_before_start("valid_from", "valid_until"),),
+        ),
+        _spec(
+            "marriages", "minzheng_marriages", "cert_no",
+            "cert_no spouse1_id spouse1_name spouse2_id spouse2_name registration_date office "
+            "status updated_at",
+            required="cert_no spouse1_id spouse1_name spouse2_id spouse2_name registration_date "
+            "status updated_at",
+            dates="registration_date",
+            text="spouse1_name spouse2_name office",
+            extra=ric_rules("spouse1_id") + ric_rules("spouse2_id"),
+        ),
+        _spec(
+            "properties", "zrzy_property", "cert_no",
+            "cert_no owner_code owner_code_type owner_name parcel_no address area_m2 land_use "
+            "term_start term_end issue_date status updated_at",
+            required="cert_no owner_code owner_code_type owner_name issue_date status updated_at",
+            dates="term_start term_end issue_date", optional_dates="term_start term_end",
+            numeric="area_m2",
+            text="owner_name address",
+            extra=ric_rules("owner_code", when="owner_code_type = '111'")
+            + uscc_rules("owner_code", when="owner_code_type = '001'")
+            + (end_before_start("term_start", "term_end"),),
+        ),
+    )
+}
+
+
+def dataset(name: str) -> DatasetSpec:
+    """The spec for ``name``; raises :class:`quality.exceptions.UnknownDatasetError`."""
+    from quality.exceptions import UnknownDatasetError
+
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise UnknownDatasetError(name, tuple(DATASETS)) from None

@@ -1,0 +1,121 @@
+"""DuckDB SQL building blocks: identifier macros and value predicates.
+
+Each check is written once here as SQL and used both by the row-level split and by
+the Great Expectations suite (see :mod:`quality.rules`).  The macros mirror
+:mod:`quality.standards` (tested against it with hypothesis) and are generated from
+the same weight tables, so the two cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+from quality import standards
+
+RIC_PATTERN_18 = "[0-9]{17}[0-9Xx]"
+RIC_PATTERN_15 = "[0-9]{15}"
+USCC_PATTERN = "[0-9]{8}[0-9A-HJ-NP-RTUWXYa-hj-np-rtuwxy]{10}"
+DATE_PATTERN = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
+NON_BLANK_PATTERN = r"\S"
+# Chinese text never holds U+0080..U+00FF except the middle dot U+00B7 of minority
+# names (阿卜杜·热合曼); UTF-8 or GBK bytes decoded as Latin-1 land exactly there
+# (中 -> "ä¸\xad", GBK 广东 -> "¹ã¶«"), as does the replacement character U+FFFD.
+# RE2 syntax: DuckDB and GX (through DuckDB) both evaluate it.
+MOJIBAKE_PATTERN = r"[\x{FFFD}\x{80}-\x{B6}\x{B8}-\x{FF}]"
+
+_USCC_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
+
+
+def lit(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _ric_check_expr(body: str) -> str:
+    terms = " + ".join(f"(ascii(substr({body}, {i + 1}, 1)) - 48) * {w}"
+                       for i, w in enumerate(standards._RIC_WEIGHTS))
+    return f"substr({lit(standards._RIC_CHECK)}, 1 + (({terms}) % 11), 1)"
+
+
+def _uscc_check_expr(body: str) -> str:
+    alphabet = lit(standards.USCC_ALPHABET)
+    terms = " + ".join(f"(strpos({alphabet}, substr({body}, {i + 1}, 1)) - 1) * {w}"
+                       for i, w in enumerate(_USCC_WEIGHTS))
+    return f"substr({alphabet}, 1 + ((31 - (({terms}) % 31)) % 31), 1)"
+
+
+def macro_statements() -> list[str]:
+    """``CREATE MACRO`` statements (catalog macros, visible to every connection)."""
+    upgraded = "(substr(replace(s, ' ', ''), 1, 6) || '19' || substr(replace(s, ' ', ''), 7))"
+    return [
+        # GB 11643 check character for 17 digits (ISO 7064 MOD 11-2).
+        f"CREATE OR REPLACE MACRO ow_ric_check_char(b) AS {_ric_check_expr('b')}",
+        # Citizen ID normalised to 18 upper-case characters, a legacy 15-digit number
+        # upgraded; NULL when the format is wrong.  Same rules as standards.ric_findings.
+        "CREATE OR REPLACE MACRO ow_ric_norm(s) AS CASE"
+        f" WHEN regexp_full_match(s, ' *{RIC_PATTERN_18} *') THEN upper(replace(s, ' ', ''))"
+        f" WHEN regexp_full_match(s, ' *{RIC_PATTERN_15} *')"
+        f" THEN {upgraded} || ow_ric_check_char({upgraded}) END",
+        # GB 32100 check character for 17 characters.
+        f"CREATE OR REPLACE MACRO ow_uscc_check_char(b) AS {_uscc_check_expr('b')}",
+        "CREATE OR REPLACE MACRO ow_uscc_norm(s) AS CASE"
+        f" WHEN regexp_full_match(s, ' *{USCC_PATTERN} *') THEN upper(replace(s, ' ', '')) END",
+        # A real calendar date written YYYY-MM-DD (year 0000 does not exist).
+        "CREATE OR REPLACE MACRO ow_date(s) AS CASE"
+        f" WHEN regexp_full_match(s, '{DATE_PATTERN}') AND substr(s, 1, 4) <> '0000'"
+        " THEN try_cast(s AS DATE) END",
+        "CREATE OR REPLACE MACRO ow_blank(s) AS"
+        f" (s IS NULL OR NOT regexp_matches(s, '{NON_BLANK_PATTERN}'))",
+    ]
+
+
+def division_table_statements() -> tuple[str, str]:
+    """Create the GB/T 2260 table; the second statement takes the code list as parameter."""
+    return ("CREATE OR REPLACE TABLE ow_gb2260 (code VARCHAR PRIMARY KEY)",
+            "INSERT INTO ow_gb2260 SELECT unnest(?::VARCHAR[])")
+
+
+def install(con: object) -> None:
+    """Install macros and the division table on a DuckDB DBAPI connection."""
+    for stmt in macro_statements():
+        con.execute(stmt)  # type: ignore[attr-defined]
+    create, insert = division_table_statements()
+    con.execute(create)  # type: ignore[attr-defined]
+    con.execute(insert, [sorted(standards.division_codes())])  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------ value predicates
+# Each returns SQL that is TRUE when the value is *bad*; NULL-safety is the caller's
+# (rules wrap every predicate in coalesce(..., false)).
+
+def regex_violation(column: str, pattern: str, must_match: bool) -> str:
+    """The predicate GX's native regex expectations compute (NULL is never a violation)."""
+    test = f"regexp_matches(coalesce({column}, ''), {lit(pattern)})"
+    return f"NOT {test}" if must_match else test
+
+
+def ric_check_char_bad(col: str) -> str:
+    n = f"ow_ric_norm({col})"
+    return f"({n} IS NOT NULL AND substr({n}, 18, 1) <> ow_ric_check_char({n}))"
+
+
+def ric_division_bad(col: str) -> str:
+    n = f"ow_ric_norm({col})"
+    return f"({n} IS NOT NULL AND substr({n}, 1, 6) NOT IN (SELECT code FROM ow_gb2260))"
+
+
+def ric_birth_bad(col: str) -> str:
+    n = f"ow_ric_norm({col})"
+    birth = f"substr({n}, 7, 4) || '-' || substr({n}, 11, 2) || '-' || substr({n}, 13, 2)"
+    return f"({n} IS NOT NULL AND ow_date({birth}) IS NULL)"
+
+
+def uscc_check_char_bad(col: str) -> str:
+    n = f"ow_uscc_norm({col})"
+    return f"({n} IS NOT NULL AND substr({n}, 18, 1) <> ow_uscc_check_char({n}))"
+
+
+def impossible_date(col: str) -> str:
+    return f"(NOT ow_blank({col}) AND ow_date({col}) IS NULL)"
+
+
+def end_before_start(start: str, end: str) -> str:
+    return f"(ow_date({end}) < ow_date({start}))"
