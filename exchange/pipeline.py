@@ -29,12 +29,14 @@ def _layout() -> Layout:
 def extract_step(source_id: str, interval_key: str) -> dict:
     """Pull the interval into its raw Parquet partition."""
     from exchange.sources.extract import extract
-    from warehouse.load import read_watermark
+    from warehouse.load import read_extract_state
 
     layout = _layout()
     source = get_source(source_id)
     interval = Interval.parse_key(interval_key)
-    result = extract(source, interval, layout, watermark=read_watermark(layout, source_id))
+    state = read_extract_state(layout, source_id, interval_key)
+    result = extract(source, interval, layout, watermark=state.watermark, lower=state.lower,
+                     rerun=state.loaded_before)
     checkpoint("after_extract")
     emit_event(event="step", step="extract", source_id=source_id, rows=result.rows)
     return {"source_id": source_id, "interval": interval_key, "raw_path": str(result.path), "rows": result.rows,
@@ -59,7 +61,8 @@ def validate_step(extracted: dict, run_id: str) -> dict:
     emit_event(event="step", step="validate", source_id=source.id, rows=result.rows, passed=result.passed,
                quarantined=result.quarantined, flagged=result.flagged)
     out = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()}
-    out.update(source_id=source.id, interval=extracted["interval"], upper=extracted["upper"])
+    out.update(source_id=source.id, interval=extracted["interval"], lower=extracted["lower"],
+               upper=extracted["upper"])
     return out
 
 
@@ -89,7 +92,7 @@ def load_step(checked: dict, run_id: str, finished_at: str) -> dict:
         top = dict(sorted(batch.per_rule.items(), key=lambda kv: -kv[1])[:5])
         raise BatchRejected(source.id, checked["interval"], rate, source.error_threshold, top)
     result = merge_batch(layout, source_id=source.id, dataset=source.dataset, interval=checked["interval"],
-                         upper=checked["upper"], run_id=run_id, batch=batch, finished_at=finished_at)
+                         lower=checked["lower"], upper=checked["upper"], run_id=run_id, batch=batch, finished_at=finished_at)
     emit_event(event="step", step="load", **asdict(result))
     return asdict(result)
 

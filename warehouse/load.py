@@ -54,8 +54,8 @@ def open_library(layout: Layout):
     return con
 
 
-def merge_batch(layout: Layout, *, source_id: str, dataset: str, interval: str, upper: str, run_id: str,
-                batch: CheckedBatch, finished_at: str) -> MergeResult:
+def merge_batch(layout: Layout, *, source_id: str, dataset: str, interval: str, lower: str | None, upper: str,
+                run_id: str, batch: CheckedBatch, finished_at: str) -> MergeResult:
     """Merge passing rows and quarantine; advance the watermark to ``upper`` in the same transaction."""
     with writer_lock(layout.library):
         con = open_library(layout)
@@ -132,6 +132,8 @@ def merge_batch(layout: Layout, *, source_id: str, dataset: str, interval: str, 
                     updated_interval = CASE WHEN excluded.cursor >= watermarks.cursor
                                             THEN excluded.updated_interval ELSE watermarks.updated_interval END""",
                         [source_id, upper, interval])
+            con.execute("INSERT OR REPLACE INTO loaded_intervals VALUES (?, ?, ?, ?)",
+                        [source_id, interval, lower, upper])
             checkpoint("merge_before_commit")
             con.execute("COMMIT")
             return MergeResult(source_id, interval, new, changed, subjects, batch.quarantined, upper)
@@ -174,18 +176,27 @@ def _record_run(con, *, run_id: str, source_id: str, interval: str, batch: Check
         json.dumps(batch.per_rule, ensure_ascii=False, sort_keys=True), bool(batch.gx_success), status, finished_at])
 
 
-def read_watermark(layout: Layout, source_id: str) -> str | None:
-    """The stored watermark, or None before the first successful load."""
+@dataclass(frozen=True)
+class ExtractState:
+    """What the extract needs from the library: the watermark, and the bounds of an earlier load of this interval."""
+
+    watermark: str | None
+    loaded_before: bool
+    lower: str | None
+
+
+def read_extract_state(layout: Layout, source_id: str, interval: str) -> ExtractState:
     if not layout.library.exists():
-        return None
+        return ExtractState(None, False, None)
     con = connect(layout.library, read_only=True)
     try:
-        exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'watermarks'"
-                             ).fetchone()[0]
-        if not exists:
-            return None
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "watermarks" not in tables:
+            return ExtractState(None, False, None)
         row = con.execute("SELECT cursor FROM watermarks WHERE source_id = ?", [source_id]).fetchone()
-        return row[0] if row else None
+        prev = con.execute("SELECT lower FROM loaded_intervals WHERE source_id = ? AND interval = ?",
+                           [source_id, interval]).fetchone() if "loaded_intervals" in tables else None
+        return ExtractState(row[0] if row else None, prev is not None, prev[0] if prev else None)
     finally:
         con.close()
 

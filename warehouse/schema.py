@@ -101,6 +101,14 @@ MIGRATIONS: tuple[str, ...] = (
         cursor VARCHAR NOT NULL,
         updated_interval VARCHAR NOT NULL
     );
+    -- the extract bounds each loaded interval used, so a re-run of that interval pulls the same range
+    CREATE TABLE loaded_intervals (
+        source_id VARCHAR NOT NULL,
+        interval VARCHAR NOT NULL,
+        lower VARCHAR,                    -- NULL: from the beginning (the first run)
+        upper VARCHAR NOT NULL,
+        PRIMARY KEY (source_id, interval)
+    );
     """,
 )
 
@@ -131,6 +139,7 @@ CONTENT_TABLES = {
     "licences": "licence_id",
     "quarantine": "source_id, interval, record_key",
     "watermarks": "source_id",
+    "loaded_intervals": "source_id, interval",
 }
 
 

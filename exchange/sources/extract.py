@@ -44,9 +44,16 @@ def lower_bound(interval: Interval, watermark: str | None) -> str | None:
     return min(iso(interval.start), watermark)
 
 
-def extract(source: Source, interval: Interval, layout: Layout, *, watermark: str | None) -> ExtractResult:
-    """Pull rows with ``lower <= cursor < interval.end`` into this interval's raw partition."""
-    lower, upper = lower_bound(interval, watermark), iso(interval.end)
+def extract(source: Source, interval: Interval, layout: Layout, *, watermark: str | None,
+            lower: str | None = None, rerun: bool = False) -> ExtractResult:
+    """Pull rows with ``lower <= cursor < interval.end`` into this interval's raw partition.
+
+    A re-run of an interval that was loaded before (``rerun``) uses the lower bound
+    that load used, so it pulls the same range; otherwise the bound comes from the
+    watermark.
+    """
+    lo = lower if rerun else lower_bound(interval, watermark)
+    lower, upper = lo, iso(interval.end)
     uri = source.uri(layout.root)
     if source.kind == "sql":
         table = _extract_sql(source, uri, lower, upper)
