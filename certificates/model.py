@@ -86,6 +86,9 @@ def _date(row: Mapping[str, Any], field: str, *, optional: bool = False) -> dt.d
 def serial_for(cert_key: str, issue_date: dt.date | str) -> str:
     """Deterministic GB/T 36904 serial: issue year + 16 digits derived from ``cert_key``.
 
+    Used for a licence's first version; later versions keep the serial of the
+    identifier they supersede.
+
     The 16 digits are SHA-256(cert_key) reduced mod 10^16, so the same certificate
     always gets the same serial; two certificates of one type, issuer and year
     collide with probability ~n²/2·10⁻¹⁶ (5·10⁻⁵ for a million).
@@ -138,8 +141,22 @@ def build_payload(row: Mapping[str, Any], *, version: int = 1, supersedes: str |
     except KeyError:
         definer = {"name": None, "code": type_code[:18]}
     assert issue_date is not None
+    serial = serial_for(cert_key, issue_date)
+    if supersedes is not None:
+        # A new version keeps the identifier (GB/T 36904): reuse the previous serial,
+        # even when a renewal moved the issue date into another year.
+        try:
+            previous = parse_identifier(supersedes)
+        except IdentifierError as exc:
+            raise LicenceDataError(cert_key, "supersedes", exc.reason) from exc
+        if (previous.type_code, previous.issuer_code) != (type_code, issuer_code) \
+                or previous.version >= version:
+            raise LicenceDataError(cert_key, "supersedes",
+                                   f"{supersedes} is not an earlier version of this licence "
+                                   f"(type {type_code}, issuer {issuer_code}, version {version})")
+        serial = previous.serial
     try:
-        licence_id = make_identifier(type_code, issuer_code, serial_for(cert_key, issue_date), version)
+        licence_id = make_identifier(type_code, issuer_code, serial, version)
     except IdentifierError as exc:
         raise LicenceDataError(cert_key, "licence_type_code/issuer_code", exc.reason) from exc
     return {
@@ -177,8 +194,8 @@ def issue_licence(row: Mapping[str, Any], issuer: IssuerKey, *, version: int = 1
                   supersedes: str | None = None, at: dt.datetime) -> IssuedLicence:
     """Build the payload of ``row`` and sign it with the department's key.
 
-    ``supersedes`` is the identifier of the previous version; it must share the base
-    identifier and have a lower version.
+    ``supersedes`` is the identifier of the previous version: the new one keeps its
+    base (type, issuer, serial) and must have a higher version.
     """
     if str(row.get("issuer_code")) != issuer.code:
         raise LicenceDataError(row.get("cert_key"), "issuer_code",
@@ -186,10 +203,5 @@ def issue_licence(row: Mapping[str, Any], issuer: IssuerKey, *, version: int = 1
                                f"{issuer.department.name} ({issuer.code})")
     payload = build_payload(row, version=version, supersedes=supersedes, at=at)
     ident = parse_identifier(payload["licence_id"])
-    if supersedes is not None:
-        previous = parse_identifier(supersedes)
-        if previous.base_id != ident.base_id or previous.version >= version:
-            raise LicenceDataError(row.get("cert_key"), "supersedes",
-                                   f"{supersedes} is not an earlier version of {ident.base_id}")
     return IssuedLicence(payload["licence_id"], ident.base_id, version,
                          sign_licence(payload, issuer), supersedes)

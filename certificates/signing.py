@@ -48,14 +48,17 @@ def _plain(obj: Any) -> bool:
     by code point, RFC 8785 by UTF-16 unit; the two orders agree inside the BMP).
     Floats (ECMAScript number formatting) are left to the ``rfc8785`` package.
     """
-    if obj is None or isinstance(obj, (str, bool)):
+    t = type(obj)  # exact types: subclasses (enums, str subclasses) go to rfc8785
+    if t is str or t is bool or obj is None:
         return True
-    if isinstance(obj, int):
+    if t is int:
         return -_MAX_SAFE_INT <= obj <= _MAX_SAFE_INT
-    if isinstance(obj, dict):
-        return all(isinstance(k, str) and (k.isascii() or max(k) <= "\uffff") and _plain(v)
-                   for k, v in obj.items())
-    if isinstance(obj, (list, tuple)):
+    if t is dict:
+        for k, v in obj.items():
+            if type(k) is not str or not (k.isascii() or max(k) <= "\uffff") or not _plain(v):
+                return False
+        return True
+    if t is list or t is tuple:
         return all(_plain(v) for v in obj)
     return False
 

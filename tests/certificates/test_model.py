@@ -81,8 +81,27 @@ def test_issue_refuses_wrong_department_key(keyring):
         issue_licence(make_cert_row(), keyring.issuer("gongan"), at=T0)
 
 
-def test_issue_refuses_unrelated_supersedes(keyring):
-    other = issue_licence(make_cert_row(cert_number="JY2"), keyring.issuer("scjg"), at=T0)
+def test_renewal_in_another_year_keeps_the_identifier(keyring):
+    row = make_cert_row()
+    first = issue_licence(row, keyring.issuer("scjg"), at=T0)
+    renewed = {**row, "issue_date": "2031-02-01", "valid_from": "2031-03-01", "valid_until": "2036-02-28"}
+    second = issue_licence(renewed, keyring.issuer("scjg"), version=2, supersedes=first.licence_id,
+                           at=T0 + dt.timedelta(days=1500))
+    assert second.base_id == first.base_id
+
+
+def test_issue_refuses_supersedes_of_another_licence_type(keyring):
+    hukou = make_cert_row(licence_type_code="11100000000013338W002", licence_type_name="居民户口簿",
+                          issuer_name="杭州市公安局", issuer_code="11330100002496126K",
+                          holder_code_type="111", holder_code="11010519491231002X")
+    other = issue_licence(hukou, keyring.issuer("gongan"), at=T0)
     with pytest.raises(LicenceDataError, match="supersedes"):
         issue_licence(make_cert_row(), keyring.issuer("scjg"), version=2,
                       supersedes=other.licence_id, at=T0)
+
+
+def test_issue_refuses_supersedes_without_a_higher_version(keyring):
+    first = issue_licence(make_cert_row(), keyring.issuer("scjg"), at=T0)
+    with pytest.raises(LicenceDataError, match="supersedes"):
+        issue_licence(make_cert_row(), keyring.issuer("scjg"), version=1,
+                      supersedes=first.licence_id, at=T0)
