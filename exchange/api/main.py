@@ -10,6 +10,7 @@ from dataclasses import replace
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from exchange.api.core.config import Settings
@@ -93,4 +94,15 @@ def create_app(layout: Layout | None = None, *, settings: Settings | None = None
     _install_error_handlers(app)
     for module in (health, subjects, licences, items, onceonly):
         app.include_router(module.router)
+    _summaries_from_docstrings(app)
     return app
+
+
+def _summaries_from_docstrings(app: FastAPI) -> None:
+    """Each route's one-line docstring becomes its OpenAPI summary (FastAPI would use the name)."""
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.summary is None:
+            doc = (route.endpoint.__doc__ or "").strip()
+            if not doc:
+                raise RuntimeError(f"route {route.path} needs a one-line docstring (its summary)")
+            route.summary = doc.splitlines()[0]

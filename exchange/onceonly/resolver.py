@@ -104,7 +104,8 @@ class Observation:
     department: str
     source: str
     value: str
-    ref: str  # subject code or cert_key
+    record: str  # 主体登记信息, or the licence type name
+    licence_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -317,11 +318,13 @@ def cross_check(records: Records, holder_codes: list[str], registry: Registry,
         subj = records.subject(code)
         if subj is not None and subj.get("name"):
             obs.append(Observation(_department_of_source(subj.get("source_id"), registry),
-                                   subj.get("source_id") or "", subj["name"], code))
+                                   subj.get("source_id") or "", subj["name"], "主体登记信息"))
         for c in certs_of(code):
             if c.get("holder_name"):
-                obs.append(Observation(c.get("issuer_name") or _department_of_source(c.get("source_id"), registry),
-                                       c.get("source_id") or "", c["holder_name"], c.get("cert_key") or ""))
+                obs.append(Observation(
+                    c.get("issuer_name") or _department_of_source(c.get("source_id"), registry),
+                    c.get("source_id") or "", c["holder_name"], c.get("licence_type_name") or "证照",
+                    c.get("licence_id")))
         distinct = {_norm_name(o.value) for o in obs}
         if len(distinct) > 1:
             by_value: dict[str, list[str]] = {}

@@ -70,7 +70,8 @@ class ObservationOut(BaseModel):
     department: str
     source: str
     value: str
-    ref: str
+    record: str = Field(description="主体登记信息, or the licence type the value comes from")
+    licence_id: str | None
 
 
 class FindingOut(BaseModel):
