@@ -87,7 +87,12 @@ _STATUS_OUTCOME = {
 
 @dataclass(frozen=True)
 class Verification:
-    """What verification found. ``code`` is ``outcome.value`` (stable); ``detail`` a finer code."""
+    """What verification found.
+
+    ``code`` is ``outcome.value`` (stable machine string), ``detail`` a finer machine
+    code where one helps, ``reason_zh`` words for the clerk, ``warnings`` accepted
+    irregularities (a known-variant identifier check character).
+    """
 
     outcome: Outcome
     reason_zh: str
@@ -96,10 +101,11 @@ class Verification:
     issuer: str | None = None  # issuer department credit code, when the signer is known
     detail: str | None = None
     warnings: tuple[str, ...] = field(default=())
+    issuer_name: str | None = None
+    code: str = field(init=False)  # == outcome.value; a field so asdict() carries it
 
-    @property
-    def code(self) -> str:
-        return self.outcome.value
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "code", self.outcome.value)
 
     @property
     def ok(self) -> bool:
@@ -166,7 +172,7 @@ def verify_licence(token: str, trust: TrustStore, *, at: dt.datetime,
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         return _malformed("unsupported_format", issuer=signer.code)
     licence_id = payload.get("licence_id")
-    common: dict[str, Any] = {"payload": payload, "issuer": signer.code,
+    common: dict[str, Any] = {"payload": payload, "issuer": signer.code, "issuer_name": signer.name,
                               "licence_id": licence_id if isinstance(licence_id, str) else None}
     if canonical_json(payload) != payload_bytes:
         return _malformed("payload_not_canonical", **common)

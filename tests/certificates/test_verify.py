@@ -31,7 +31,7 @@ def test_valid(keyring, trust):
     result = verify_licence(lic.token, trust, at=AT)
     assert result.outcome is Outcome.VALID and result.ok and result.code == "valid"
     assert result.licence_id == lic.licence_id
-    assert result.issuer == keyring.issuer("scjg").code
+    assert result.issuer == keyring.issuer("scjg").code and result.issuer_name == "杭州市市场监督管理局"
     assert result.payload["holder"]["name"] == "杭州味道餐饮管理有限公司"
     assert result.reason_zh and result.warnings == ()
 
