@@ -15,6 +15,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 import great_expectations as gx  # noqa: E402
 from great_expectations import expectations as gxe  # noqa: E402
+from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 
 from quality import gx_duckdb  # noqa: E402
 from quality.rules import DatasetSpec, Rule  # noqa: E402
@@ -44,11 +45,14 @@ def expectations_for(rule: Rule) -> list[Any]:
     return [gxe.UnexpectedRowsExpectation(unexpected_rows_query=query, **common)]
 
 
-def _unexpected(result: Any) -> int:
+def _unexpected(result: Any) -> int | None:
+    """Rows an expectation found bad; None when GX could not compute it (an exception)."""
     res = result.result or {}
     if "unexpected_count" in res:
         return int(res["unexpected_count"])
-    return int(res.get("observed_value") or 0)
+    if "observed_value" in res:
+        return int(res["observed_value"])
+    return None
 
 
 def validate(spec: DatasetSpec, database: str, table: str, run_id: str) -> dict[str, Any]:
@@ -58,6 +62,7 @@ def validate(spec: DatasetSpec, database: str, table: str, run_id: str) -> dict[
     counts and per-rule counts (summed over a rule's expectations).
     """
     context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     datasource = context.data_sources.add_duckdb(
         name=f"onewindow_{spec.name}", connection_string=gx_duckdb.connection_string(database))
     try:
@@ -85,9 +90,10 @@ def validate(spec: DatasetSpec, database: str, table: str, run_id: str) -> dict[
         config = res.expectation_config
         count = _unexpected(res)
         rule_id = config.meta["rule_id"]
-        per_rule[rule_id] += count
-        if res.exception_info.get("raised_exception"):
-            errors.append({"rule_id": rule_id, "message": res.exception_info["exception_message"]})
+        if count is None:
+            errors.append({"rule_id": rule_id, "exception_info": str(res.exception_info)[:2000]})
+        else:
+            per_rule[rule_id] += count
         expectations.append({"rule_id": rule_id, "expectation_type": config.type,
                              "success": bool(res.success), "unexpected_count": count,
                              "severity": config.severity.value
