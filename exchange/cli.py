@@ -124,6 +124,7 @@ def demo(
     """Simulate departments, run every DAG through Airflow, then serve the hub."""
     from exchange.runner import run_demo
 
+    os.environ.setdefault("ONEWINDOW_ENV", "development")  # the embedded default: development keys allowed
     layout = _layout()
     run_demo(layout, persons=persons, seed=seed, days=days, console=console)
     if serve_after:
@@ -180,6 +181,8 @@ def bench(
 ) -> None:
     """Run the named benchmarks; each figure is a ratio against an anchor measured in the same run."""
     from exchange.bench import run_benchmarks
+
+    os.environ.setdefault("ONEWINDOW_ENV", "development")
 
     run_benchmarks(persons=persons, only=only, as_json=as_json, console=console)
 

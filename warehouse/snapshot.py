@@ -35,8 +35,10 @@ def publish(layout: Layout, *, built_at: dt.datetime) -> Snapshot:
     """Copy the served tables into a new snapshot file and point CURRENT at it."""
     layout.snapshots.mkdir(parents=True, exist_ok=True)
     with writer_lock(layout.library):
-        con = connect(layout.library, read_only=True)
+        con = connect()
         try:
+            con.execute(f"ATTACH '{layout.library}' AS lib (READ_ONLY)")
+            con.execute("USE lib")
             lib_hash = content_hash(con)
             snapshot_id = f"{built_at:%Y%m%dT%H%M%S}-{lib_hash[:12]}"
             final = layout.snapshots / f"library-{snapshot_id}.duckdb"
