@@ -65,7 +65,7 @@ class PgPersons:
     def fetch(self, keys: Iterable[str]) -> list[tuple]:
         with self.conn.cursor() as cur:
             cur.execute(f"SELECT {', '.join(PERSONS.columns)} FROM persons WHERE id_number = ANY(%s) "
-                        "ORDER BY ctid", (sorted(set(keys)),))
+                        "ORDER BY id_number, ctid", (sorted(set(keys)),))
             return [tuple(r) for r in cur.fetchall()]
 
     def delete(self, keys: Iterable[str]) -> None:

@@ -65,7 +65,7 @@ class SqliteTable:
         for part in _chunks(sorted(set(keys))):
             marks = ", ".join("?" * len(part))
             out += self.conn.execute(f"SELECT {cols} FROM {self.schema.name} WHERE "
-                                     f"{self.schema.key} IN ({marks}) ORDER BY rowid", part).fetchall()
+                                     f"{self.schema.key} IN ({marks}) ORDER BY {self.schema.key}, rowid", part).fetchall()
         return out
 
     def delete(self, keys: Iterable[str]) -> None:
