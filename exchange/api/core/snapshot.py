@@ -41,7 +41,6 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
                  "supersedes", "issuer_code", "licence_type_code", "holder_code"),
     "snapshot_meta": ("snapshot_id", "built_at", "library_hash"),
 }
-_DATE_FIELDS = {"birth_date", "issue_date", "valid_from", "valid_until"}
 
 
 class SnapshotError(Exception):
@@ -56,44 +55,58 @@ class SnapshotError(Exception):
                          "(if any) keeps serving — re-publish with warehouse.snapshot.publish")
 
 
-def _plain(name: str, value: Any) -> Any:
-    """Arrow scalars as JSON-friendly Python: dates as ISO text, timestamps ISO (naive CST)."""
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ") if name not in _DATE_FIELDS else value.date().isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if name in _DATE_FIELDS and value == "":
-        return None
-    return value
+def _text_time(value: Any) -> str:
+    return value.isoformat(sep=" ", timespec="seconds") if isinstance(value, dt.datetime) else str(value)
+
+
+def _textual_dates(table: pa.Table) -> pa.Table:
+    """Cast DATE/TIMESTAMP columns to ISO text once, at load, instead of per row served."""
+    for i, f in enumerate(table.schema):
+        col = table.column(i)
+        if pa.types.is_timestamp(f.type):  # whole seconds: "2026-11-01 12:00:00"
+            col = col.cast(pa.timestamp("s", f.type.tz), safe=False)
+        if pa.types.is_date(f.type) or pa.types.is_timestamp(f.type):
+            table = table.set_column(i, f.name, col.cast(pa.string()))
+    return table
 
 
 class _Table:
-    """An Arrow table (single chunk per column) and the Python row view of a position."""
+    """An Arrow table and the Python row view of a position.
 
-    def __init__(self, table: pa.Table) -> None:
-        self.table = table.combine_chunks()
+    With ``materialize`` the columns are also held as Python lists, so a row is a
+    dict built from list items (~1 µs per field) rather than from Arrow scalars
+    (~5x slower); that costs roughly the table's size again in memory.
+    """
+
+    def __init__(self, table: pa.Table, *, materialize: bool) -> None:
+        self.table = _textual_dates(table).combine_chunks()
         self.names = self.table.column_names
-        self._arrays = [self.table.column(i).chunk(0) if self.table.column(i).num_chunks
-                        else pa.array([], type=self.table.schema.field(i).type)
-                        for i in range(self.table.num_columns)]
+        self._lists: list[list[Any]] | None = None
+        if materialize:
+            self._lists = [self.table.column(i).to_pylist() for i in range(self.table.num_columns)]
 
     def __len__(self) -> int:
         return self.table.num_rows
 
     def column(self, name: str) -> list[Any]:
+        if self._lists is not None:
+            return self._lists[self.names.index(name)]
         return self.table.column(name).to_pylist()
 
     def row(self, pos: int) -> dict[str, Any]:
-        return {n: _plain(n, a[pos].as_py()) for n, a in zip(self.names, self._arrays)}
+        if self._lists is not None:
+            return {n: col[pos] for n, col in zip(self.names, self._lists)}
+        return {n: self.table.column(i)[pos].as_py() for i, n in enumerate(self.names)}
 
 
 class SnapshotIndex:
     """In-memory lookup data of one snapshot; implements ``exchange.onceonly.resolver.Records``."""
 
     def __init__(self, subjects: pa.Table, certificates: pa.Table, licences: pa.Table) -> None:
-        self.subjects = _Table(subjects)
-        self.certificates = _Table(certificates)
-        self.licences = _Table(licences)
+        self.subjects = _Table(subjects, materialize=True)
+        self.certificates = _Table(certificates, materialize=True)
+        # Tokens are large and fetched one at a time: they stay in Arrow only.
+        self.licences = _Table(licences, materialize=False)
         self._subject_pos = {c: i for i, c in enumerate(self.subjects.column("subject_code"))}
         self._cert_pos: dict[str, int] = {}
         self._certs_by_holder: dict[str, list[int]] = {}
@@ -103,15 +116,16 @@ class SnapshotIndex:
             self._certs_by_holder.setdefault(holder, []).append(i)
         self._licence_pos: dict[str, int] = {}
         newest: dict[str, tuple[int, int]] = {}  # cert_key -> (version, position)
-        for i, (lid, ck, ver) in enumerate(zip(self.licences.column("licence_id"),
-                                               self.licences.column("cert_key"),
-                                               self.licences.column("version"))):
+        licence_ids, cert_keys = self.licences.column("licence_id"), self.licences.column("cert_key")
+        for i, (lid, ck, ver) in enumerate(zip(licence_ids, cert_keys, self.licences.column("version"))):
             self._licence_pos[lid] = i
             if ck not in newest or (ver or 0) > newest[ck][0]:
                 newest[ck] = (ver or 0, i)
         self._newest_licence_pos = {ck: pos for ck, (_, pos) in newest.items()}
         self._licence_ids = self.licences.column("licence_id")
         self._licence_versions = self.licences.column("version")
+        self._licence_cert_keys = self.licences.column("cert_key")
+        self._cert_status = self.certificates.column("status")
 
     @classmethod
     def load(cls, conn: Any) -> "SnapshotIndex":
@@ -157,10 +171,8 @@ class SnapshotIndex:
         pos = self._licence_pos.get(licence_id)
         if pos is None:
             return None
-        cpos = self._cert_pos.get(self.licences.table.column("cert_key")[pos].as_py())
-        if cpos is None:
-            return None
-        return self.certificates.table.column("status")[cpos].as_py()
+        cpos = self._cert_pos.get(self._licence_cert_keys[pos])
+        return None if cpos is None else self._cert_status[cpos]
 
     def example_holder(self) -> str | None:
         """A holder code with certificates (for the landing page in development)."""
@@ -216,7 +228,7 @@ class Snapshot:
         except duckdb.Error as exc:
             conn.close()
             raise SnapshotError(path, f"reading it failed: {exc}") from exc
-        return cls(path, conn, index, str(snapshot_id), _plain("built_at", built_at),
+        return cls(path, conn, index, str(snapshot_id), _text_time(built_at),
                    library_hash)
 
     def cursor(self) -> Any:
