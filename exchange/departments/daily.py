@@ -53,7 +53,6 @@ def advance(layout: Layout, persons: int, seed: int, day: int, rate: float,
     stores = Stores(dep, pg_dsn, fresh=False)
     summary = SimulationSummary(seed=seed, persons=persons, day=day)
     try:
-        stores.check_backend()
         if rerun:
             stores.journal.undo(stores.tables(), day)
             manifest.drop_day(day)

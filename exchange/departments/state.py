@@ -49,13 +49,19 @@ class Stores:
     def __init__(self, departments: Path, pg_dsn: str | None, fresh: bool) -> None:
         self.departments = departments
         self.backend = "postgres" if pg_dsn else "sqlite"
+        self.state: sqlite3.Connection = open_sqlite(state_path(departments), fresh=fresh)
+        self.state.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        if not fresh:
+            try:
+                self.check_backend()
+            except SimulationError:
+                self.state.close()
+                raise
         self.persons = gongan.open_persons(departments, pg_dsn, fresh=fresh)
         self.enterprises, self.food_licences = scjg.open_registry(departments, fresh=fresh)
-        self.state: sqlite3.Connection = open_sqlite(state_path(departments), fresh=fresh)
         self.marriages = SqliteTable(self.state, minzheng.MARRIAGES)
         self.properties = SqliteTable(self.state, zrzy.PROPERTIES)
         self.journal = Journal(self.state)
-        self.state.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
 
     def tables(self) -> dict:
         return {"persons": self.persons, "enterprises": self.enterprises,
