@@ -68,11 +68,11 @@ def generate_marriages(nrng: np.random.Generator, rng: random.Random, pop: Linka
         own = str(pop.ids[a])[:6]
         division = own if own in counties else rng.choice(counties)
         status = "01" if new or rng.random() < 0.93 else "04"
-        ts = stamps[i] if stamps is not None else tl.timestamps_after(
-            nrng, np.array([reg], dtype="datetime64[D]"), day)[0]
         rows.append((cert_no(rng, division, reg.year, taken), str(pop.ids[a]), str(pop.names[a]),
-                     str(pop.ids[b]), str(pop.names[b]), reg.isoformat(), office_name(division), status, ts))
-    return rows
+                     str(pop.ids[b]), str(pop.names[b]), reg.isoformat(), office_name(division), status))
+    if stamps is None:
+        stamps = tl.timestamps_after(nrng, np.array([r[5] for r in rows], dtype="datetime64[D]"), day)
+    return [r + (ts,) for r, ts in zip(rows, stamps)]
 
 
 def write_drop(path: Path, rows: list[tuple]) -> None:

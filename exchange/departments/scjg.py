@@ -132,13 +132,11 @@ def generate_food_licences(nrng: np.random.Generator, rng: random.Random, holder
         earliest = max(dt.date.fromisoformat(issued), today - dt.timedelta(days=5 * 365 - 1))
         start = today if new else earliest + dt.timedelta(days=rng.randint(0, (today - earliest).days))
         until = tl.add_years_date(start, 5) - dt.timedelta(days=1)
-        if stamps is not None:
-            ts = stamps[i]
-        else:
-            ts = tl.timestamps_after(nrng, np.array([start], dtype="datetime64[D]"), day)[0]
         rows.append((licence_no(rng, kind, division, taken), uscc, name, rng.choice(SCOPES[kind]), address,
-                     start.isoformat(), start.isoformat(), until.isoformat(), "01", ts))
-    return rows
+                     start.isoformat(), start.isoformat(), until.isoformat(), "01"))
+    if stamps is None:
+        stamps = tl.timestamps_after(nrng, np.array([r[6] for r in rows], dtype="datetime64[D]"), day)
+    return [r + (ts,) for r, ts in zip(rows, stamps)]
 
 
 def _change_capital(row: d.Row, rng: random.Random) -> None:

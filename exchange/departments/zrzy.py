@@ -82,13 +82,13 @@ def generate_properties(nrng: np.random.Generator, rng: random.Random, pools: Po
             issue = lo + dt.timedelta(days=rng.randint(0, (today - lo).days))
         end = tl.add_years_date(start, LAND_USE[use]) - dt.timedelta(days=1)
         area = {"城镇住宅用地": (35, 240), "商服用地": (20, 3000), "工业用地": (500, 30000)}[use]
-        ts = stamps[i] if stamps is not None else tl.timestamps_after(
-            nrng, np.array([issue], dtype="datetime64[D]"), day)[0]
         rows.append((_cert_no(rng, division, issue.year, taken), code, code_type, name,
                      _parcel(rng, division), _place(rng, pools, division, use),
                      round(rng.uniform(*area), 2), use, start.isoformat(), end.isoformat(),
-                     issue.isoformat(), "01", ts))
-    return rows
+                     issue.isoformat(), "01"))
+    if stamps is None:
+        stamps = tl.timestamps_after(nrng, np.array([r[10] for r in rows], dtype="datetime64[D]"), day)
+    return [r + (ts,) for r, ts in zip(rows, stamps)]
 
 
 def _larger_area(row: d.Row, rng: random.Random) -> None:
