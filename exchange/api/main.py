@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from exchange.api.core import logs
 from exchange.api.core.config import Settings
 from exchange.api.core.snapshot import SnapshotStore
 from exchange.api.deps import TrustCache
@@ -66,6 +67,7 @@ def create_app(layout: Layout | None = None, *, settings: Settings | None = None
         settings = replace(settings, data_dir=layout.root)
     layout = settings.layout
     store = SnapshotStore(layout)
+    logs.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import logging
 import socket
 import threading
 import time
@@ -15,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from exchange.api.deps import CST, get_now
 from exchange.api.main import create_app
-from quality.standards import make_ric
+from quality.standards import make_ric, mask_identifier
 from tests.exchange.factories import (make_certificate, make_company, make_licence, make_person,
                                       make_snapshot, write_pointer)
 from warehouse.datadir import Layout
@@ -186,6 +187,7 @@ def test_verify_valid(world, client):
     assert body["outcome"] == "valid" and body["valid"] is True
     assert body["licence_id"] == lic["licence_id"] and body["issuer"] == "11330100002496126K"
     assert body["reason_zh"] and body["payload"]["holder"]["name"] == "王晓明"
+    assert body["issuer_name"] == "杭州市公安局"
     assert body["checked_at"].startswith("2026-11-20T10:00")
 
 
@@ -332,7 +334,15 @@ def test_real_server_over_http(world, layout):
 
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(layout), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+                                           log_level="info"))
+    access_lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            access_lines.append(record.getMessage())
+
+    collector = Collect()
+    logging.getLogger("uvicorn.access").addHandler(collector)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -349,6 +359,21 @@ def test_real_server_over_http(world, layout):
             token = world["lic"]["business"]["token"]
             assert http.post("/api/v1/verify", json={"token": token}).json()["outcome"] == "valid"
             assert "一窗受理" in http.get("/").text
+        lookups = [line for line in access_lines if "/certificates" in line]
+        assert lookups and all(code not in line for line in lookups), "identifiers are masked in access logs"
+        assert mask_identifier(code) in lookups[0]
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        logging.getLogger("uvicorn.access").removeHandler(collector)
+
+
+def test_identifier_masking_in_log_lines():
+    from exchange.api.core.logs import mask_identifiers
+
+    line = 'GET /api/v1/subjects/11010519491231002X/certificates?x=91110000600037341L HTTP/1.1'
+    assert mask_identifiers(line) == ('GET /api/v1/subjects/110105********002X/certificates'
+                                      '?x=911100********341L HTTP/1.1')
+    licence = "1.2.156.3005.2.11100000000013338W011.11430000006122244L.20230000403.001.U"
+    # The 18-character issuer code inside a licence identifier is masked too: harmless in a log.
+    assert mask_identifiers(licence) == licence.replace("11430000006122244L", "114300********244L")

@@ -59,5 +59,6 @@ def verify(body: VerifyRequest, snap: SnapshotDep, trust: TrustDep, now: NowDep)
     log.info("verify %s -> %s", result.licence_id, result.code)
     return VerifyResponse(outcome=result.code, valid=result.ok, reason_zh=result.reason_zh,
                           detail=result.detail, licence_id=result.licence_id, issuer=result.issuer,
+                          issuer_name=result.issuer_name,
                           payload=result.payload, warnings=list(result.warnings),
                           checked_at=now.isoformat(timespec="seconds"))

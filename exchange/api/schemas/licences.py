@@ -35,6 +35,7 @@ class VerifyResponse(BaseModel):
     detail: str | None = Field(description="finer machine code, e.g. bad_signature, revoked")
     warnings: list[str] = []
     licence_id: str | None
-    issuer: str | None
+    issuer: str | None = Field(description="credit code of the signing department")
+    issuer_name: str | None
     payload: dict[str, Any] | None
     checked_at: str
