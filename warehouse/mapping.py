@@ -50,7 +50,8 @@ def certificate_sql(dataset: str) -> str:
                       "'authority', id_card_authority)")
         hukou = _cert_select(
             lt("hukou"), cert_number="hukou_number", holder_code="id_number", holder_code_type="'111'",
-            holder_name="name", issue_date="NULL::DATE", valid_from="NULL::DATE", valid_until="NULL::DATE",
+            holder_name="name", issue_date=_date("hukou_issue_date"), valid_from=_date("hukou_issue_date"),
+            valid_until="NULL::DATE",
             extension="json_object('address', address, 'division_code', division_code)")
         return f"{id_card} UNION ALL {hukou} WHERE nullif(trim(hukou_number), '') IS NOT NULL"
     if dataset == "enterprises":

@@ -10,7 +10,7 @@ from exchange.departments import timeline as tl
 from exchange.departments.pools import ETHNICITIES, Pools, division_places, hangzhou_counties
 
 PERSON_COLUMNS = ("id_number", "name", "sex", "birth_date", "ethnicity", "division_code", "address",
-                  "hukou_number", "id_card_issue_date", "id_card_valid_until", "id_card_authority",
+                  "hukou_number", "hukou_issue_date", "id_card_issue_date", "id_card_valid_until", "id_card_authority",
                   "status", "updated_at")
 _RIC_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
 _RIC_CHECK = np.array(list("10X98765432"))
@@ -152,11 +152,14 @@ def generate_persons(rng: np.random.Generator, pools: Pools, n: int, day: int,
     else:
         issue, until = id_card_dates(rng, birth, today)
     until_s = ["" if u == "NaT" else u for u in np.datetime_as_string(until, unit="D").tolist()]
+    # 户口簿 签发日期: registration at the current address, between birth and the ID card's issue
+    span_days = np.maximum((issue - birth).astype(np.int64), 0)
+    hukou_issue = birth + (rng.random(n) * span_days).astype(np.int64).astype("timedelta64[D]")
     updated = (tl.timestamps_in_day(rng, day, n) if newborn
                else tl.timestamps_after(rng, issue, day))
     sex = np.where(male, "男", "女").tolist()
     rows = list(zip(ids, names, sex, tl.iso_dates(birth), eth, divs, addresses, hukou,
-                    tl.iso_dates(issue), until_s, authority, ["01"] * n, updated))
+                    tl.iso_dates(hukou_issue), tl.iso_dates(issue), until_s, authority, ["01"] * n, updated))
     return PersonBatch(rows=rows, birth=birth, male=male)
 
 

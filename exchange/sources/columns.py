@@ -4,7 +4,7 @@ from __future__ import annotations
 
 RAW_COLUMNS: dict[str, tuple[str, ...]] = {
     "persons": ("id_number", "name", "sex", "birth_date", "ethnicity", "division_code", "address",
-                "hukou_number", "id_card_issue_date", "id_card_valid_until", "id_card_authority",
+                "hukou_number", "hukou_issue_date", "id_card_issue_date", "id_card_valid_until", "id_card_authority",
                 "status", "updated_at"),
     "enterprises": ("uscc", "name", "entity_type", "legal_rep_id", "legal_rep_name", "address",
                     "division_code", "registered_capital", "issue_date", "status", "updated_at"),
