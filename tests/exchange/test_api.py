@@ -321,6 +321,59 @@ def test_background_watcher_swaps(world, layout):
         assert store.current.snapshot_id == "snap-bg"
 
 
+def test_swaps_under_concurrent_requests(world, layout, keyring):
+    """Readers never fail while snapshots are swapped, and every retired one is closed."""
+    app = create_app(layout, watch_interval=None)
+    code = world["person"]["subject_code"]
+    errors: list[BaseException] = []
+    seen: set[str] = set()
+    stop = threading.Event()
+    with TestClient(app):
+        store = app.state.snapshots
+        opened = [store.current]
+
+        def reader() -> None:
+            while not stop.is_set():
+                try:
+                    with store.lease() as snap:
+                        assert snap.index.certificates_of(code)
+                        seen.add(snap.snapshot_id)
+                        assert not snap.closed
+                except BaseException as exc:  # collected and re-raised in the test thread
+                    errors.append(exc)
+                    return
+
+        threads = [threading.Thread(target=reader) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for n in range(5):
+            make_snapshot(layout, subjects=[world["person"]], certificates=world["certs"].values(),
+                          licences=world["lic"].values(), snapshot_id=f"snap-c{n}")
+            store.refresh(wait=True)
+            opened.append(store.current)
+            time.sleep(0.02)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert not errors, errors[0]
+        assert len(seen) >= 2
+        assert all(s.closed for s in opened[:-1]) and not opened[-1].closed
+
+
+def test_settings_from_env(tmp_path):
+    from exchange.api.core.config import ConfigError, Settings
+
+    s = Settings.from_env({"ONEWINDOW_DATA_DIR": str(tmp_path), "ONEWINDOW_PORT": "8123",
+                           "ONEWINDOW_HOST": "0.0.0.0", "ONEWINDOW_ENV": "Development"})
+    assert (s.data_dir, s.port, s.host, s.env) == (tmp_path.resolve(), 8123, "0.0.0.0", "development")
+    assert s.layout.root == tmp_path.resolve()
+    assert Settings.from_env({}).env == "production"  # only an explicit development relaxes anything
+    with pytest.raises(ConfigError, match="ONEWINDOW_PORT"):
+        Settings.from_env({"ONEWINDOW_PORT": "http"})
+    with pytest.raises(ConfigError, match="ONEWINDOW_ENV"):
+        Settings.from_env({"ONEWINDOW_ENV": "staging"})
+
+
 # ----------------------------------------------------------------------------- real server
 def _free_port() -> int:
     with socket.socket() as s:

@@ -17,17 +17,24 @@ AT = dt.datetime(2026, 11, 20, 10, 0)
 RESTAURANT, PROPERTY, NEWBORN, ID_RENEWAL = "000120003000", "000173010000", "000141020000", "000104010000"
 
 
+_opened: list[Snapshot] = []
+
+
 @pytest.fixture()
 def catalogue():
-    return load_catalogue()
+    yield load_catalogue()
+    while _opened:
+        _opened.pop().retire()
 
 
 def open_index(layout, subjects, certs, *, unsigned=()):
     """Snapshot of the rows (each certificate gets a licence unless listed in ``unsigned``)."""
-    lic = [fake_licence(c) for c in certs if c["cert_key"] not in unsigned]
+    signed = [c for c in certs if c["cert_key"] not in unsigned]
+    lic = [fake_licence(c) for c in signed]
     path = make_snapshot(layout, subjects=subjects, certificates=certs, licences=lic)
     snap = Snapshot.open(path)
-    return snap, {c["cert_key"]: l["licence_id"] for c, l in zip(certs, lic)}
+    _opened.append(snap)
+    return snap, {c["cert_key"]: l["licence_id"] for c, l in zip(signed, lic)}
 
 
 def by_title(res, title):
@@ -140,7 +147,6 @@ def test_and_requirement_needs_all(layout, catalogue):
     assert line.status == "must_submit"
     assert [u.licence_type_name for u in line.on_file] == ["营业执照"]
     assert line.missing == ["食品经营许可证"]
-    snap.retire()
 
     snap2, lic2 = open_index(layout, [co], [bl, food])
     res = resolve(catalogue, snap2.index, Applicant(co["subject_code"], "001"), [RESTAURANT], at=AT)

@@ -2,7 +2,8 @@
 
 ``ONEWINDOW_DATA_DIR`` (data directory, default ``./var``), ``ONEWINDOW_HOST``
 (default ``127.0.0.1``), ``ONEWINDOW_PORT`` (default ``8000``), ``ONEWINDOW_ENV``
-(``development`` / ``test`` / ``production``, default ``development``).
+(``development`` / ``test`` / ``production``; absent means ``production``, as for the
+signing keys in ``certificates.pki``: only an explicit ``development`` relaxes anything).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Settings:
     data_dir: Path
     host: str = "127.0.0.1"
     port: int = 8000
-    env: str = "development"
+    env: str = "production"
 
     @property
     def layout(self) -> Layout:
@@ -47,7 +48,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         env_map = os.environ if environ is None else environ
-        env = env_map.get("ONEWINDOW_ENV", "development").strip().lower()
+        env = env_map.get("ONEWINDOW_ENV", "production").strip().lower()
         if env not in ENVIRONMENTS:
             raise ConfigError("ONEWINDOW_ENV", env, f"must be one of {ENVIRONMENTS}")
         raw_port = env_map.get("ONEWINDOW_PORT", "8000")
