@@ -116,15 +116,16 @@ class SnapshotIndex:
             self._certs_by_holder.setdefault(holder, []).append(i)
         self._licence_pos: dict[str, int] = {}
         newest: dict[str, tuple[int, int]] = {}  # cert_key -> (version, position)
-        licence_ids, cert_keys = self.licences.column("licence_id"), self.licences.column("cert_key")
-        for i, (lid, ck, ver) in enumerate(zip(licence_ids, cert_keys, self.licences.column("version"))):
+        # The few licence columns lookups need, as Python lists (tokens stay in Arrow).
+        self._licence_ids = self.licences.column("licence_id")
+        self._licence_versions = self.licences.column("version")
+        self._licence_cert_keys = self.licences.column("cert_key")
+        for i, (lid, ck, ver) in enumerate(zip(self._licence_ids, self._licence_cert_keys,
+                                               self._licence_versions)):
             self._licence_pos[lid] = i
             if ck not in newest or (ver or 0) > newest[ck][0]:
                 newest[ck] = (ver or 0, i)
         self._newest_licence_pos = {ck: pos for ck, (_, pos) in newest.items()}
-        self._licence_ids = self.licences.column("licence_id")
-        self._licence_versions = self.licences.column("version")
-        self._licence_cert_keys = self.licences.column("cert_key")
         self._cert_status = self.certificates.column("status")
 
     @classmethod
