@@ -109,7 +109,8 @@ def test_xlsx_drops(sim):
     src = get_source("zrzy_property")
     day1 = extract(src, DAY1, sim, watermark="2026-11-02 00:00:00")
     wb = openpyxl.load_workbook(sim.departments / "zrzy" / "drops" / "property_20261102.xlsx", read_only=True)
-    assert day1.rows == wb.active.max_row - 1
+    data_rows = sum(1 for row in wb.active.iter_rows(values_only=True) if any(v is not None for v in row)) - 1
+    assert day1.rows == data_rows > 0
     t = pq.read_table(day1.path)
     assert set(RAW_COLUMNS["properties"]) <= set(t.column_names)
 
