@@ -109,11 +109,11 @@ def ric_rules(col: str, when: str | None = None) -> tuple[Rule, ...]:
     return (
         fmt,
         Rule("id_check_char", col, "error", guard(sql.ric_check_char_bad(q)),
-             f"'身份证号码校验码错误：应为 ' || ow_ric_check_char(ow_ric_norm({q}))"),
+             f"'身份证号码校验码错误：应为 ' || {sql.ric_expected_check_char(q)}"),
         Rule("id_division", col, "error", guard(sql.ric_division_bad(q)),
-             f"'身份证号码地址码 ' || substr(ow_ric_norm({q}), 1, 6) || ' 不是有效行政区划代码'"),
+             f"'身份证号码地址码 ' || substr(trim({q}), 1, 6) || ' 不是有效行政区划代码'"),
         Rule("id_birth_date", col, "error", guard(sql.ric_birth_bad(q)),
-             f"'身份证号码出生日期 ' || substr(ow_ric_norm({q}), 7, 8) || ' 不存在'"),
+             f"'身份证号码出生日期 ' || ow_ric_birth8({q}) || ' 不存在'"),
     )
 
 
@@ -132,7 +132,7 @@ def uscc_rules(col: str, when: str | None = None) -> tuple[Rule, ...]:
     return (
         fmt,
         Rule("uscc_check_char", col, "warning", f"({when} AND {check})" if when else check,
-             f"'统一社会信用代码校验码错误（保留待核）：应为 ' || ow_uscc_check_char(ow_uscc_norm({q}))"),
+             f"'统一社会信用代码校验码错误（保留待核）：应为 ' || {sql.uscc_expected_check_char(q)}"),
     )
 
 

@@ -43,21 +43,26 @@ def _uscc_check_expr(body: str) -> str:
 
 
 def macro_statements() -> list[str]:
-    """``CREATE MACRO`` statements (catalog macros, visible to every connection)."""
-    upgraded = "(substr(replace(s, ' ', ''), 1, 6) || '19' || substr(replace(s, ' ', ''), 7))"
+    """``CREATE MACRO`` statements (catalog macros, visible to every connection).
+
+    Macros are expanded inline, so none nests a 17-term check inside another
+    macro's argument: that multiplies the expression size and planning time.
+    """
+    clean = "replace(s, ' ', '')"
     return [
-        # GB 11643 check character for 17 digits (ISO 7064 MOD 11-2).
+        # GB 11643 check character of 17 digits (ISO 7064 MOD 11-2).
         f"CREATE OR REPLACE MACRO ow_ric_check_char(b) AS {_ric_check_expr('b')}",
-        # Citizen ID normalised to 18 upper-case characters, a legacy 15-digit number
-        # upgraded; NULL when the format is wrong.  Same rules as standards.ric_findings.
-        "CREATE OR REPLACE MACRO ow_ric_norm(s) AS CASE"
-        f" WHEN regexp_full_match(s, ' *{RIC_PATTERN_18} *') THEN upper(replace(s, ' ', ''))"
-        f" WHEN regexp_full_match(s, ' *{RIC_PATTERN_15} *')"
-        f" THEN {upgraded} || ow_ric_check_char({upgraded}) END",
-        # GB 32100 check character for 17 characters.
+        # 18 for a well-formed citizen ID, 15 for a legacy number, else NULL (same
+        # format rules as standards.ric_findings: surrounding spaces and a lower-case x pass).
+        "CREATE OR REPLACE MACRO ow_ric_kind(s) AS CASE"
+        f" WHEN regexp_full_match(s, ' *{RIC_PATTERN_18} *') THEN 18"
+        f" WHEN regexp_full_match(s, ' *{RIC_PATTERN_15} *') THEN 15 END",
+        # YYYYMMDD birth date of a well-formed number (a legacy one gets its "19").
+        f"CREATE OR REPLACE MACRO ow_ric_birth8(s) AS CASE ow_ric_kind(s)"
+        f" WHEN 18 THEN substr({clean}, 7, 8) WHEN 15 THEN '19' || substr({clean}, 7, 6) END",
+        # GB 32100 check character of 17 characters (upper case).
         f"CREATE OR REPLACE MACRO ow_uscc_check_char(b) AS {_uscc_check_expr('b')}",
-        "CREATE OR REPLACE MACRO ow_uscc_norm(s) AS CASE"
-        f" WHEN regexp_full_match(s, ' *{USCC_PATTERN} *') THEN upper(replace(s, ' ', '')) END",
+        f"CREATE OR REPLACE MACRO ow_uscc_ok(s) AS regexp_full_match(s, ' *{USCC_PATTERN} *')",
         # A real calendar date written YYYY-MM-DD (year 0000 does not exist).
         "CREATE OR REPLACE MACRO ow_date(s) AS CASE"
         f" WHEN regexp_full_match(s, '{DATE_PATTERN}') AND substr(s, 1, 4) <> '0000'"
@@ -92,25 +97,38 @@ def regex_violation(column: str, pattern: str, must_match: bool) -> str:
     return f"NOT {test}" if must_match else test
 
 
+def _clean(col: str) -> str:
+    return f"upper(replace({col}, ' ', ''))"
+
+
+def ric_expected_check_char(col: str) -> str:
+    return f"ow_ric_check_char({_clean(col)})"
+
+
 def ric_check_char_bad(col: str) -> str:
-    n = f"ow_ric_norm({col})"
-    return f"({n} IS NOT NULL AND substr({n}, 18, 1) <> ow_ric_check_char({n}))"
+    # A legacy 15-digit number has no check character (its upgrade computes one).
+    return (f"(ow_ric_kind({col}) = 18 AND "
+            f"substr({_clean(col)}, 18, 1) <> {ric_expected_check_char(col)})")
 
 
 def ric_division_bad(col: str) -> str:
-    n = f"ow_ric_norm({col})"
-    return f"({n} IS NOT NULL AND substr({n}, 1, 6) NOT IN (SELECT code FROM ow_gb2260))"
+    return (f"(ow_ric_kind({col}) IS NOT NULL AND "
+            f"substr({_clean(col)}, 1, 6) NOT IN (SELECT code FROM ow_gb2260))")
 
 
 def ric_birth_bad(col: str) -> str:
-    n = f"ow_ric_norm({col})"
-    birth = f"substr({n}, 7, 4) || '-' || substr({n}, 11, 2) || '-' || substr({n}, 13, 2)"
-    return f"({n} IS NOT NULL AND ow_date({birth}) IS NULL)"
+    b = f"ow_ric_birth8({col})"
+    return (f"({b} IS NOT NULL AND "
+            f"ow_date(substr({b}, 1, 4) || '-' || substr({b}, 5, 2) || '-' || substr({b}, 7, 2)) IS NULL)")
+
+
+def uscc_expected_check_char(col: str) -> str:
+    return f"ow_uscc_check_char({_clean(col)})"
 
 
 def uscc_check_char_bad(col: str) -> str:
-    n = f"ow_uscc_norm({col})"
-    return f"({n} IS NOT NULL AND substr({n}, 18, 1) <> ow_uscc_check_char({n}))"
+    return (f"(ow_uscc_ok({col}) AND "
+            f"substr({_clean(col)}, 18, 1) <> {uscc_expected_check_char(col)})")
 
 
 def impossible_date(col: str) -> str:
