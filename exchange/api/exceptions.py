@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from exchange.exceptions import ExchangeError
 
-class ApiError(Exception):
+
+class ApiError(ExchangeError):
     """Base of every error the service turns into a JSON error response."""
 
     status_code: int = 500

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from exchange.exceptions import ExchangeError
 
-class OnceOnlyError(Exception):
+
+class OnceOnlyError(ExchangeError):
     """Base of every error raised by ``exchange.onceonly``."""
 
     retryable: bool = False

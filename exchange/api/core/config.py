@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from exchange.exceptions import ExchangeError
 from warehouse.datadir import ENV_VAR as DATA_DIR_VAR
 from warehouse.datadir import Layout, data_dir
 
 ENVIRONMENTS = ("development", "test", "production")
 
 
-class ConfigError(ValueError):
+class ConfigError(ExchangeError, ValueError):
     """A setting is invalid; fix the environment variable, a retry will not help."""
 
     retryable = False

@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from exchange.api.exceptions import NoSnapshot
+from exchange.exceptions import ExchangeError
 from warehouse.datadir import Layout
 
 log = logging.getLogger("exchange.api.snapshot")
@@ -43,7 +44,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-class SnapshotError(Exception):
+class SnapshotError(ExchangeError):
     """A published snapshot file cannot be served (missing, not DuckDB, wrong schema)."""
 
     retryable = False
