@@ -16,6 +16,8 @@ from warehouse.datadir import Layout
 from warehouse.lock import writer_lock
 from warehouse.load import open_library
 
+CST = dt.timezone(dt.timedelta(hours=8))
+
 
 @dataclass(frozen=True)
 class BuildResult:
@@ -41,7 +43,7 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 20_000) -> Bu
                 LEFT JOIN licences prev ON prev.cert_key = c.cert_key AND prev.version = c.version - 1
                 WHERE l.licence_id IS NULL
                 ORDER BY c.cert_key""").fetch_arrow_table()
-            issued_at = at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            issued_at = at.astimezone(CST).replace(tzinfo=None)  # naive China Standard Time, as stored elsewhere
             for offset in range(0, pending.num_rows, chunk):
                 rows = pending.slice(offset, chunk).to_pylist()
                 out: dict[str, list] = {k: [] for k in ("licence_id", "base_id", "cert_key", "version", "token",
