@@ -84,8 +84,8 @@ def judge(con: Any, spec: DatasetSpec) -> dict[str, Any]:
                    list_filter(ow_all, r -> r.severity = 'warning'), r -> r.code))) AS ow_flags
         FROM {JUDGED}""")
     staged, quarantined, flagged = con.execute(
-        "SELECT count(*), count_if(ow_bad), count_if(NOT ow_bad AND len(ow_flags) > 0) "
-        "FROM ow_judged_split").fetchone()
+        "SELECT count(*), coalesce(count_if(ow_bad), 0), "
+        "coalesce(count_if(NOT ow_bad AND len(ow_flags) > 0), 0) FROM ow_judged_split").fetchone()
     per_field = dict(con.execute(
         f"SELECT r.code || ':' || r.field, count(*) FROM "
         f"(SELECT unnest(ow_all) AS r FROM {JUDGED}) GROUP BY 1").fetchall())
@@ -138,7 +138,7 @@ def check_batch(raw_parquet: Path, dataset_name: str, *, run_id: str, out_dir: P
         validation = gx_suite.validate(spec, database, STAGED, run_id)
         if validation["errors"] or validation["per_rule"] != split["per_rule_field"]:
             raise ValidationDisagreementError(spec.name, split["per_rule_field"],
-                                              validation["per_rule"])
+                                              validation["per_rule"], validation["errors"])
         out_dir.mkdir(parents=True, exist_ok=True)
         keep = ", ".join(_q(c) for c in columns)
         passed_path = out_dir / "passed.parquet"

@@ -51,14 +51,17 @@ class ValidationDisagreementError(QualityError):
     output was published for the batch.
     """
 
-    def __init__(self, dataset: str, split_counts: dict[str, int], gx_counts: dict[str, int]) -> None:
+    def __init__(self, dataset: str, split_counts: dict[str, int], gx_counts: dict[str, int],
+                 gx_errors: list | None = None) -> None:
         self.dataset = dataset
         self.split_counts = split_counts
         self.gx_counts = gx_counts
+        self.gx_errors = gx_errors or []
         diff = {k: (split_counts.get(k), gx_counts.get(k))
                 for k in sorted(set(split_counts) | set(gx_counts))
                 if split_counts.get(k) != gx_counts.get(k)}
         super().__init__(
-            f"dataset {dataset!r}: GX and the row split disagree (rule: (split, gx)) {diff}; "
+            f"dataset {dataset!r}: GX and the row split disagree (rule: (split, gx)) {diff}, "
+            f"GX errors {self.gx_errors}; "
             "nothing was published — report this as a bug in quality/ with the raw batch attached."
         )

@@ -41,17 +41,18 @@ def expectations_for(rule: Rule) -> list[Any]:
             out.append(gxe.ExpectColumnValuesToMatchRegex(column=rule.field, regex=rule.pattern,
                                                           **common))
         return out
-    query = f"SELECT * FROM {{batch}} WHERE coalesce({rule.predicate}, false)"
+    # GX fills {batch} with str.format, so the predicate's own braces (regex {17}) are doubled.
+    predicate = rule.predicate.replace("{", "{{").replace("}", "}}")
+    query = f"SELECT * FROM {{batch}} WHERE coalesce({predicate}, false)"
     return [gxe.UnexpectedRowsExpectation(unexpected_rows_query=query, **common)]
 
 
 def _unexpected(result: Any) -> int | None:
     """Rows an expectation found bad; None when GX could not compute it (an exception)."""
     res = result.result or {}
-    if "unexpected_count" in res:
-        return int(res["unexpected_count"])
-    if "observed_value" in res:
-        return int(res["observed_value"])
+    for key in ("unexpected_count", "observed_value"):
+        if key in res:
+            return int(res[key] or 0)  # GX reports None for an empty batch
     return None
 
 
