@@ -40,8 +40,10 @@ def test_rerunning_an_interval_changes_nothing(tmp_path):
 
 
 def test_changes_keep_history_and_advance_the_watermark(tmp_path):
-    layout = _simulated(tmp_path / "a")
+    # the SQL source holds current state: pull day 0 before day 1 changes it, as in production
+    layout = _simulated(tmp_path / "a", days=0)
     run_steps(layout, "gongan_population", DAY0)
+    simulate(layout, persons=1200, seed=3, day=1)
     assert query(layout.library, "SELECT cursor FROM watermarks")[0][0] == "2026-11-02 00:00:00"
     r1 = run_steps(layout, "gongan_population", DAY1)
     assert r1["loaded"]["certificates_new"] > 0  # births
