@@ -56,11 +56,10 @@ def departments_simulate(
     with console.status(f"simulating departments (persons={persons}, seed={seed}, day={day}) …"):
         summary = simulate(layout, persons=persons, seed=seed, day=day, defect_rate=defect_rate, pg_dsn=pg_dsn)
     table = Table(title=f"simulated day {day} → {layout.departments}")
-    table.add_column("dataset")
-    table.add_column("rows", justify="right")
-    table.add_column("defects", justify="right")
+    for col in ("dataset", "source", "system", "rows", "defects", "location"):
+        table.add_column(col, justify="right" if col in ("rows", "defects") else "left")
     for row in summary.as_rows():
-        table.add_row(*[str(v) for v in row[:3]])
+        table.add_row(*[f"{v:,}" if isinstance(v, int) else str(v) for v in row])
     console.print(table)
     console.print(f"defect manifest: {layout.defect_manifest}")
 

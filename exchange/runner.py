@@ -115,7 +115,7 @@ def run_demo(layout: Layout, *, persons: int, seed: int, days: int, console: Con
         with console.status(f"simulating department systems, day {k} …"):
             summary = simulate(layout, persons=persons, seed=seed, day=k)
         console.print(f"[bold]day {k}[/] department systems: " + ", ".join(
-            f"{r[0]} {r[1]:,}" for r in summary.as_rows()))
+            f"{r[0]} {r[3]:,} rows ({r[4]} defects, {r[2]})" for r in summary.as_rows()))
         console.print(f"pulling day {k} ({BASE_DATE + dt.timedelta(days=k)}) through Airflow:")
         run_pipeline(layout, BASE_DATE + dt.timedelta(days=k), sources=None, build=True, console=console)
     stats = library_stats(layout)
