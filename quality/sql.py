@@ -18,8 +18,10 @@ NON_BLANK_PATTERN = r"\S"
 # Chinese text never holds U+0080..U+00FF except the middle dot U+00B7 of minority
 # names (阿卜杜·热合曼); UTF-8 or GBK bytes decoded as Latin-1 land exactly there
 # (中 -> "ä¸\xad", GBK 广东 -> "¹ã¶«"), as does the replacement character U+FFFD.
+# "锟斤拷" is what replacement characters become after a UTF-8 -> GBK -> UTF-8 round
+# trip (EF BF BD EF BF BD read as GBK), the classic mark of a GBK export gone wrong.
 # RE2 syntax: DuckDB and GX (through DuckDB) both evaluate it.
-MOJIBAKE_PATTERN = r"[\x{FFFD}\x{80}-\x{B6}\x{B8}-\x{FF}]"
+MOJIBAKE_PATTERN = r"[\x{FFFD}\x{80}-\x{B6}\x{B8}-\x{FF}]|锟斤拷"
 
 _USCC_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
 

@@ -105,6 +105,7 @@ CASES: list[tuple[str, dict[str, Any], set[tuple[str, str]], bool]] = [
     ("marriages", {"spouse2_id": flip_last(make_ric())}, {("id_check_char", "spouse2_id")}, True),
     ("marriages", {"registration_date": "2020-04-31"}, {("impossible_date", "registration_date")}, True),
     ("marriages", {"spouse1_name": "Ã\x8e"}, {("mis_encoded_text", "spouse1_name")}, True),
+    ("marriages", {"spouse2_name": "王锟斤拷"}, {("mis_encoded_text", "spouse2_name")}, True),
     ("marriages", {"spouse1_id": None}, {("missing_required", "spouse1_id")}, True),
     ("properties", {"owner_code": flip_last(make_ric())}, {("id_check_char", "owner_code")}, True),
     ("properties", {"owner_code_type": "001", "owner_code": make_uscc()}, set(), False),
