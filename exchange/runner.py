@@ -104,7 +104,8 @@ def _progress(console: Console) -> Iterator[Progress]:
         yield progress
 
 
-def run_demo(layout: Layout, *, persons: int, seed: int, days: int, console: Console) -> dict:
+def run_demo(layout: Layout, *, persons: int, seed: int, days: int, console: Console,
+             defect_rate: float = 0.02) -> dict:
     """The embedded default end to end: simulate day 0..days, pull each day through Airflow, build."""
     from exchange.departments import BASE_DATE, simulate
 
@@ -113,7 +114,7 @@ def run_demo(layout: Layout, *, persons: int, seed: int, days: int, console: Con
     console.print(f"data directory: {layout.root}")
     for k in range(days + 1):
         with console.status(f"simulating department systems, day {k} …"):
-            summary = simulate(layout, persons=persons, seed=seed, day=k)
+            summary = simulate(layout, persons=persons, seed=seed, day=k, defect_rate=defect_rate)
         console.print(f"[bold]day {k}[/] department systems: " + ", ".join(
             f"{r[0]} {r[3]:,} rows ({r[4]} defects, {r[2]})" for r in summary.as_rows()))
         console.print(f"pulling day {k} ({BASE_DATE + dt.timedelta(days=k)}) through Airflow:")

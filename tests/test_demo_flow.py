@@ -12,7 +12,8 @@ from rich.console import Console
 from tests.pipeline_helpers import query
 from warehouse.datadir import Layout
 
-PERSONS = 2500
+PERSONS = 3000
+DEFECT_RATE = 0.06  # enough rows of every defect kind at this size, well under the 20% batch threshold
 ERROR_DEFECTS = {"id_check_char", "missing_required", "validity_end_before_start", "duplicate_key",
                  "impossible_date", "mis_encoded_text"}
 
@@ -23,7 +24,8 @@ def demo(tmp_path_factory):
 
     layout = Layout(tmp_path_factory.mktemp("demo") / "var").ensure()
     out = io.StringIO()
-    stats = run_demo(layout, persons=PERSONS, seed=7, days=1, console=Console(file=out, width=200))
+    stats = run_demo(layout, persons=PERSONS, seed=7, days=1, console=Console(file=out, width=200),
+                     defect_rate=DEFECT_RATE)
     manifest = json.loads(layout.defect_manifest.read_text(encoding="utf-8"))
     return layout, stats, manifest, out.getvalue()
 
