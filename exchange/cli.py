@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from exchange.commands import licence as licence_commands
 from warehouse.datadir import ENV_VAR, Layout
 
 app = typer.Typer(help="OneWindow Hub (一窗受理数据共享与电子证照交换枢纽).", no_args_is_help=True,
@@ -20,10 +21,10 @@ app = typer.Typer(help="OneWindow Hub (一窗受理数据共享与电子证照�
 departments_app = typer.Typer(help="Simulated department systems (公安, 市场监管, 民政, 自然资源).",
                               no_args_is_help=True)
 pipeline_app = typer.Typer(help="Run ingest DAGs and the library build through Airflow.", no_args_is_help=True)
-licence_app = typer.Typer(help="Electronic licences: verify offline.", no_args_is_help=True)
 app.add_typer(departments_app, name="departments")
 app.add_typer(pipeline_app, name="pipeline")
-app.add_typer(licence_app, name="licence")
+app.add_typer(licence_commands.app, name="licence")
+
 
 console = Console()
 
@@ -133,27 +134,6 @@ def demo(
         console.print(f"  open http://127.0.0.1:{port}/api/v1/items  service items (事项)")
         console.print("  Ctrl-C to stop.")
         serve(host="127.0.0.1", port=port)
-
-
-# ------------------------------------------------------------------ licences
-@licence_app.command("verify")
-def licence_verify(
-    file: Path = typer.Argument(..., exists=True, readable=True, help="A signed licence (compact JWS)."),
-    trust_dir: Optional[Path] = typer.Option(None, help="Trust bundle folder (default <data-dir>/trust)."),
-) -> None:
-    """Verify a signed licence offline; the exit code tells the outcome (0 = valid)."""
-    from certificates import TrustStore, verify_licence
-
-    layout = Layout.from_env()
-    trust = TrustStore.from_dir(trust_dir or layout.trust)
-    token = file.read_text(encoding="utf-8").strip()
-    result = verify_licence(token, trust, at=dt.datetime.now(dt.timezone.utc))
-    colour = "green" if result.code == "valid" else "red"
-    console.print(f"[{colour}]{result.code}[/] — {result.reason_zh}")
-    if result.licence_id:
-        console.print(f"证照标识: {result.licence_id}")
-    codes = [o.value if hasattr(o, "value") else str(o) for o in type(result.outcome)]
-    raise typer.Exit(0 if result.code == "valid" else 10 + codes.index(result.outcome.value))
 
 
 # ------------------------------------------------------------------ airflow

@@ -126,3 +126,47 @@ def test_a_licence_verifies_and_a_tampered_copy_does_not(demo):
         body["holder"]["name"] = "张三"
         forged = base64.urlsafe_b64encode(json.dumps(body, ensure_ascii=False).encode()).rstrip(b"=").decode()
         assert verify_licence(f"{header}.{forged}.{sig}", trust, at=at).code == "tampered"
+
+
+@pytest.mark.airflow
+@pytest.mark.slow
+def test_the_service_answers_from_the_published_snapshot(demo):
+    """Lookup, licence fetch, verify (valid and tampered) and once-only, over the demo's own snapshot."""
+    from fastapi.testclient import TestClient
+
+    from exchange.api.main import create_app
+
+    layout, _, _, _ = demo
+    snap = _snap(layout)
+    # a married property owner: 不动产转移登记 can take 身份证, 户口簿, 不动产权证书 and 结婚证 from the library
+    owner = query(snap, """
+        SELECT p.holder_code FROM certificates p
+        JOIN certificates m ON m.holder_code = p.holder_code AND m.licence_type_name = '结婚证'
+        JOIN certificates i ON i.holder_code = p.holder_code AND i.licence_type_name = '居民身份证' AND i.status = '01'
+        WHERE p.licence_type_name = '不动产权证书' AND p.holder_code_type = '111' AND p.status = '01'
+          AND (i.valid_until IS NULL OR i.valid_until > current_date)
+        ORDER BY 1 LIMIT 1""")
+    assert owner, "the simulated data should hold a married property owner"
+    code = owner[0][0]
+    with TestClient(create_app(layout)) as client:
+        found = client.get(f"/api/v1/subjects/{code}/certificates")
+        assert found.status_code == 200
+        names = {c["licence_type"]["name"] for c in found.json()["certificates"]}
+        assert {"居民身份证", "不动产权证书", "结婚证"} <= names
+        licence_id = next(c["licence_id"] for c in found.json()["certificates"]
+                          if c["licence_type"]["name"] == "不动产权证书")
+        fetched = client.get(f"/api/v1/licences/{licence_id}")
+        assert fetched.status_code == 200
+        token = fetched.json()["token"]
+        assert client.post("/api/v1/verify", json={"token": token}).json()["outcome"] == "valid"
+        tampered = token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]
+        assert client.post("/api/v1/verify", json={"token": tampered}).json()["outcome"] != "valid"
+        answer = client.post("/api/v1/once-only", json={"applicant": {"code": code, "code_type": "111"},
+                                                        "items": ["000173010000"]})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        on_file = {t for r in body["requirements"] if r["status"] == "on_file" for t in r["licence_types"]}
+        assert "property" in on_file  # registry key of 不动产权证书
+        assert body["on_file_count"] >= 2
+        bad = client.get(f"/api/v1/subjects/{code[:-1]}{'0' if code[-1] != '0' else '1'}/certificates")
+        assert bad.status_code == 422

@@ -1,0 +1,1 @@
+"""Sub-commands of ``onewindow``, one module per area, registered in ``exchange.cli``."""
