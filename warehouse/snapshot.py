@@ -21,6 +21,7 @@ from warehouse.schema import content_hash
 SERVED_TABLES = ("subjects", "certificates", "certificate_history", "licences", "quarantine", "quality_runs",
                  "watermarks")
 KEEP = 3
+CST = dt.timezone(dt.timedelta(hours=8))
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Snapshot:
 def publish(layout: Layout, *, built_at: dt.datetime) -> Snapshot:
     """Copy the served tables into a new snapshot file and point CURRENT at it."""
     layout.snapshots.mkdir(parents=True, exist_ok=True)
+    if built_at.tzinfo is not None:  # stored naive in China Standard Time, like every timestamp here
+        built_at = built_at.astimezone(CST).replace(tzinfo=None)
     with writer_lock(layout.library):
         con = connect()
         try:
@@ -50,7 +53,7 @@ def publish(layout: Layout, *, built_at: dt.datetime) -> Snapshot:
                 counts[table] = con.execute(f"SELECT count(*) FROM snap.{table}").fetchone()[0]
             con.execute("CREATE TABLE snap.snapshot_meta (snapshot_id VARCHAR, built_at TIMESTAMP, library_hash VARCHAR)")
             con.execute("INSERT INTO snap.snapshot_meta VALUES (?, ?, ?)",
-                        [snapshot_id, built_at.replace(tzinfo=None), lib_hash])
+                        [snapshot_id, built_at, lib_hash])
             con.execute("DETACH snap")
         finally:
             con.close()
