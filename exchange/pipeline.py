@@ -51,7 +51,9 @@ def validate_step(extracted: dict, run_id: str) -> dict:
     source = get_source(extracted["source_id"])
     out_dir = layout.lake / "checked" / f"source={source.id}" / f"interval={extracted['interval']}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = quality.check_batch(Path(extracted["raw_path"]), source.dataset, run_id=run_id, out_dir=out_dir)
+    docs_dir = layout.reports / "data_docs" / source.id / extracted["interval"]
+    result = quality.check_batch(Path(extracted["raw_path"]), source.dataset, run_id=run_id, out_dir=out_dir,
+                                 docs_dir=docs_dir)
     qdir = layout.quarantine_partition(source.id, extracted["interval"])
     qdir.mkdir(parents=True, exist_ok=True)
     tmp = qdir / f".data.{uuid.uuid4().hex}.tmp"

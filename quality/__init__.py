@@ -31,8 +31,9 @@ __all__ = [
 ]
 
 
-def check_batch(raw_parquet: Path, dataset: str, *, run_id: str, out_dir: Path) -> CheckResult:
-    """Check one raw batch; write passed.parquet, quarantine.parquet, validation.json."""
+def check_batch(raw_parquet: Path, dataset: str, *, run_id: str, out_dir: Path,
+                docs_dir: Path | None = None) -> CheckResult:
+    """Check one raw batch; write passed.parquet, quarantine.parquet, validation.json (and Data Docs)."""
     from quality.check import check_batch as _check_batch
 
-    return _check_batch(raw_parquet, dataset, run_id=run_id, out_dir=out_dir)
+    return _check_batch(raw_parquet, dataset, run_id=run_id, out_dir=out_dir, docs_dir=docs_dir)

@@ -122,13 +122,15 @@ def _write_json_atomically(payload: dict[str, Any], target: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def check_batch(raw_parquet: Path, dataset_name: str, *, run_id: str, out_dir: Path) -> CheckResult:
+def check_batch(raw_parquet: Path, dataset_name: str, *, run_id: str, out_dir: Path,
+                docs_dir: Path | None = None) -> CheckResult:
     """Split ``raw_parquet`` into passed / quarantined rows and validate it with GX.
 
     Writes ``out_dir/passed.parquet`` (input columns + ``_flags``),
     ``out_dir/quarantine.parquet`` (input columns + ``_reasons`` JSON) and
     ``out_dir/validation.json``, each atomically, and only after GX and the split
-    agreed on every rule's count.
+    agreed on every rule's count.  With ``docs_dir``, the run's GX Data Docs page is
+    kept there next to earlier runs' pages.
     """
     spec = dataset(dataset_name)
     raw_parquet, out_dir = Path(raw_parquet), Path(out_dir)
@@ -140,7 +142,7 @@ def check_batch(raw_parquet: Path, dataset_name: str, *, run_id: str, out_dir: P
         sql.install(con)
         columns, rows = stage(con, spec, raw_parquet)
         split = judge(con, spec)
-        validation = gx_suite.validate(spec, database, STAGED, run_id)
+        validation = gx_suite.validate(spec, database, STAGED, run_id, docs_dir)
         if validation["errors"] or validation["per_rule"] != split["per_rule_field"]:
             raise ValidationDisagreementError(spec.name, split["per_rule_field"],
                                               validation["per_rule"], validation["errors"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -56,11 +57,13 @@ def _unexpected(result: Any) -> int | None:
     return None
 
 
-def validate(spec: DatasetSpec, database: str, table: str, run_id: str) -> dict[str, Any]:
+def validate(spec: DatasetSpec, database: str, table: str, run_id: str,
+             docs_dir: Path | None = None) -> dict[str, Any]:
     """Validate ``table`` in the DuckDB database ``database`` (``:memory:name`` or a path).
 
     Returns a JSON-ready summary: success, statistics, per-expectation unexpected
-    counts and per-rule counts (summed over a rule's expectations).
+    counts and per-rule counts (summed over a rule's expectations).  With ``docs_dir``
+    the run's GX Data Docs page is written there (:mod:`quality.data_docs`).
     """
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -84,6 +87,11 @@ def validate(spec: DatasetSpec, database: str, table: str, run_id: str) -> dict[
         datasource.get_execution_engine().close()
 
     (validation,) = checkpoint_result.run_results.values()
+    data_docs = None
+    if docs_dir is not None:
+        from quality.data_docs import write_run_page
+
+        data_docs = str(write_run_page(validation, docs_dir, run_id))
     expectations = []
     per_rule: dict[str, int] = {rule.rule_id: 0 for rule in spec.rules}
     errors = []
@@ -111,4 +119,5 @@ def validate(spec: DatasetSpec, database: str, table: str, run_id: str) -> dict[
         "expectations": expectations,
         "per_rule": per_rule,
         "errors": errors,
+        "data_docs": data_docs,
     }

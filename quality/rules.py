@@ -136,6 +136,41 @@ def uscc_rules(col: str, when: str | None = None) -> tuple[Rule, ...]:
     )
 
 
+# GB/T 36903 holder code types (持证主体代码类型).
+HOLDER_CODE_TYPES = ("001", "099", "111", "114", "115", "118", "119", "120", "122",
+                     "411", "412", "413", "414", "511", "516", "999")
+
+
+def holder_code_type(col: str) -> Rule:
+    """The code type must be a GB/T 36903 holder code type (111 / 001 then check the code)."""
+    q = _q(col)
+    allowed = ", ".join(sql.lit(t) for t in HOLDER_CODE_TYPES)
+    return Rule("holder_code_type", col, "error", f"(NOT ow_blank({q}) AND trim({q}) NOT IN ({allowed}))",
+                f"'持证主体代码类型 ' || {q} || ' 不是 GB/T 36903 代码类型'")
+
+
+def id_card_validity(birth: str, issue: str, until: str) -> Rule:
+    """居民身份证 validity by age at issue: <16 → 5 y, 16–25 → 10 y, 26–45 → 20 y, 46+ → 长期 (empty)."""
+    b, i, u = (f"ow_date({_q(c)})" for c in (birth, issue, until))
+    term = (f"(CASE WHEN {i} < {b} + INTERVAL 16 YEAR THEN 5 WHEN {i} < {b} + INTERVAL 26 YEAR THEN 10 "
+            f"WHEN {i} < {b} + INTERVAL 46 YEAR THEN 20 ELSE 0 END)")
+    predicate = (f"({b} IS NOT NULL AND {i} IS NOT NULL AND "
+                 f"((ow_blank({_q(until)}) AND {term} > 0) OR "
+                 f"({u} >= {i} AND ({term} = 0 OR {u} <> {i} + to_years({term})))))")
+    return Rule("validity_term", until, "warning", predicate,
+                f"'居民身份证有效期与签发时年龄段不符（<16 岁 5 年，16–25 岁 10 年，26–45 岁 20 年，"
+                f"46 岁以上长期）：签发 ' || {_q(issue)} || '，有效期至 ' || "
+                f"coalesce(nullif({_q(until)}, ''), '长期')")
+
+
+def fixed_term(start: str, end: str, years: int, licence: str) -> Rule:
+    """A fixed-term licence: valid until start + ``years`` years − 1 day."""
+    s, e = f"ow_date({_q(start)})", f"ow_date({_q(end)})"
+    return Rule("validity_term", end, "warning",
+                f"({e} >= {s} AND {e} <> {s} + INTERVAL {years} YEAR - INTERVAL 1 DAY)",
+                f"'{licence}有效期应为 {years} 年：' || {_q(start)} || ' 至 ' || {_q(end)}")
+
+
 def _spec(name: str, source_id: str, key: str, columns: str, required: str, dates: str,
           optional_dates: str = "", numeric: str = "", text: str = "",
           extra: tuple[Rule, ...] = ()) -> DatasetSpec:
@@ -161,7 +196,8 @@ DATASETS: dict[str, DatasetSpec] = {
             optional_dates="id_card_valid_until",
             text="name address id_card_authority",
             extra=ric_rules("id_number")
-            + (end_before_start("id_card_issue_date", "id_card_valid_until"),),
+            + (end_before_start("id_card_issue_date", "id_card_valid_until"),
+               id_card_validity("birth_date", "id_card_issue_date", "id_card_valid_until")),
         ),
         _spec(
             "enterprises", "scjg_enterprises", "uscc",
@@ -180,7 +216,8 @@ DATASETS: dict[str, DatasetSpec] = {
             "status updated_at",
             dates="issue_date valid_from valid_until",
             text="holder_name business_scope address",
-            extra=uscc_rules("holder_uscc") + (end_before_start("valid_from", "valid_until"),),
+            extra=uscc_rules("holder_uscc") + (end_before_start("valid_from", "valid_until"),
+                                               fixed_term("valid_from", "valid_until", 5, "食品经营许可证")),
         ),
         _spec(
             "marriages", "minzheng_marriages", "cert_no",
@@ -200,7 +237,8 @@ DATASETS: dict[str, DatasetSpec] = {
             dates="term_start term_end issue_date", optional_dates="term_start term_end",
             numeric="area_m2",
             text="owner_name address",
-            extra=ric_rules("owner_code", when="owner_code_type = '111'")
+            extra=(holder_code_type("owner_code_type"),)
+            + ric_rules("owner_code", when="owner_code_type = '111'")
             + uscc_rules("owner_code", when="owner_code_type = '001'")
             + (end_before_start("term_start", "term_end"),),
         ),

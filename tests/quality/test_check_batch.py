@@ -64,7 +64,8 @@ def assert_gx_agrees(result: quality.CheckResult) -> None:
 
 # (dataset, overrides, the (code, field) pairs expected, quarantined?)
 CASES: list[tuple[str, dict[str, Any], set[tuple[str, str]], bool]] = [
-    ("persons", {"id_number": "11010519491231002X", "birth_date": "1949-12-31"}, set(), False),
+    ("persons", {"id_number": "11010519491231002X", "birth_date": "1949-12-31", "id_card_valid_until": ""},
+     set(), False),  # issued at 65: 长期
     ("persons", {"id_number": flip_last(make_ric())}, {("id_check_char", "id_number")}, True),
     ("persons", {"id_number": "12345"}, {("id_format", "id_number")}, True),
     ("persons", {"id_number": standards.make_ric("990000", __import__("datetime").date(1990, 1, 1), 7)},
@@ -72,8 +73,16 @@ CASES: list[tuple[str, dict[str, Any], set[tuple[str, str]], bool]] = [
     ("persons", {"id_number": bad_birth_ric()}, {("id_birth_date", "id_number")}, True),
     ("persons", {"birth_date": "2023-02-30"}, {("impossible_date", "birth_date")}, True),
     ("persons", {"id_card_issue_date": "2015/03/01"}, {("impossible_date", "id_card_issue_date")}, True),
-    ("persons", {"id_card_valid_until": ""}, set(), False),  # 长期
-    ("persons", {"id_card_valid_until": None}, set(), False),
+    # issued at 29: a 20-year card, so 长期 or any other term is flagged (kept)
+    ("persons", {"id_card_valid_until": ""}, {("validity_term", "id_card_valid_until")}, False),
+    ("persons", {"id_card_valid_until": None}, {("validity_term", "id_card_valid_until")}, False),
+    ("persons", {"id_card_valid_until": "2025-03-01"}, {("validity_term", "id_card_valid_until")}, False),
+    ("persons", {"birth_date": "2000-02-29", "id_card_issue_date": "2015-06-01",
+                 "id_card_valid_until": "2020-06-01"}, set(), False),  # issued at 15: 5 years
+    ("persons", {"birth_date": "2000-02-29", "id_card_issue_date": "2016-02-29",
+                 "id_card_valid_until": "2026-02-28"}, set(), False),  # 16th birthday: 10 years, 29 Feb → 28 Feb
+    ("persons", {"birth_date": "1970-01-01", "id_card_issue_date": "2016-01-01",
+                 "id_card_valid_until": "2036-01-01"}, {("validity_term", "id_card_valid_until")}, False),
     ("persons", {"id_card_valid_until": "2010-01-01"},
      {("validity_end_before_start", "id_card_valid_until")}, True),
     ("persons", {"name": ""}, {("missing_required", "name")}, True),
@@ -99,6 +108,8 @@ CASES: list[tuple[str, dict[str, Any], set[tuple[str, str]], bool]] = [
     ("food_licences", {"valid_until": "2021-01-09"},
      {("validity_end_before_start", "valid_until")}, True),
     ("food_licences", {"valid_until": ""}, {("missing_required", "valid_until")}, True),
+    ("food_licences", {"valid_until": "2027-01-10"}, {("validity_term", "valid_until")}, False),
+    ("food_licences", {"valid_from": "2024-02-29", "valid_until": "2029-02-27"}, set(), False),
     ("food_licences", {"holder_uscc": flip_last(make_uscc())}, {("uscc_check_char", "holder_uscc")}, False),
     ("food_licences", {"holder_uscc": "123"}, {("uscc_format", "holder_uscc")}, True),
     ("food_licences", {"holder_name": "æ\x9d\x8e"}, {("mis_encoded_text", "holder_name")}, True),
@@ -116,6 +127,8 @@ CASES: list[tuple[str, dict[str, Any], set[tuple[str, str]], bool]] = [
     ("properties", {"term_end": "1999-12-31"}, {("validity_end_before_start", "term_end")}, True),
     ("properties", {"term_start": "", "term_end": ""}, set(), False),
     ("properties", {"area_m2": None}, set(), False),
+    ("properties", {"owner_code_type": "411", "owner_code": "E12345678"}, set(), False),  # passport
+    ("properties", {"owner_code_type": "112"}, {("holder_code_type", "owner_code_type")}, True),
     ("properties", {"issue_date": "2021-06-31"}, {("impossible_date", "issue_date")}, True),
 ]
 
@@ -241,7 +254,8 @@ def test_datasets_describe_keys_and_rules() -> None:
     contract = {"id_check_char", "uscc_check_char", "impossible_date", "validity_end_before_start",
                 "missing_required", "duplicate_key", "mis_encoded_text"}
     used = {r.code for s in quality.DATASETS.values() for r in s.rules}
-    assert contract <= used <= contract | {"id_format", "id_division", "id_birth_date", "uscc_format"}
+    assert contract <= used <= contract | {"id_format", "id_division", "id_birth_date", "uscc_format",
+                                           "holder_code_type", "validity_term"}
     for spec in quality.DATASETS.values():
         ids = [r.rule_id for r in spec.rules]
         assert len(ids) == len(set(ids))

@@ -17,14 +17,24 @@ cjk = st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5), min_siz
 dates = st.dates(min_value=dt.date(1950, 1, 1), max_value=dt.date(2026, 10, 31))
 
 
+def _add_years(d: dt.date, years: int) -> dt.date:
+    try:
+        return d.replace(year=d.year + years)
+    except ValueError:  # 29 February
+        return d.replace(year=d.year + years, day=28)
+
+
 @st.composite
 def person_rows(draw: st.DrawFn) -> dict:
     birth = draw(st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2020, 12, 31)))
     ric = standards.make_ric(draw(st.sampled_from(DIVISIONS)), birth, draw(st.integers(0, 999)))
     if draw(st.booleans()):
         ric = ric.lower()  # a lower-case x is still the same number
-    issue = draw(dates)
-    until = draw(st.sampled_from(["", None, (issue + dt.timedelta(days=3650)).isoformat()]))
+    issue = draw(st.dates(min_value=max(birth, dt.date(1950, 1, 1)), max_value=dt.date(2026, 10, 31)))
+    age = issue.year - birth.year - ((issue.month, issue.day) < (birth.month, birth.day))
+    term = 5 if age < 16 else 10 if age < 26 else 20 if age < 46 else 0
+    until = (draw(st.sampled_from(["", None])) if term == 0
+             else _add_years(issue, term).isoformat())  # 居民身份证: validity by age at issue
     return MAKERS["persons"](id_number=ric, name=draw(cjk) + draw(st.sampled_from(["", "·" ])) + draw(cjk),
                              birth_date=birth.isoformat(), address=draw(cjk),
                              id_card_issue_date=issue.isoformat(), id_card_valid_until=until)
