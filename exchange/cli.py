@@ -147,7 +147,6 @@ def airflow_cmd(ctx: typer.Context) -> None:
     args = ctx.args or ["standalone"]
     env = airflow_env(layout)
     env.setdefault("AIRFLOW__API__PORT", "8080")
-    env.setdefault("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
     raise typer.Exit(subprocess.call([sys.executable, "-m", "airflow", *args], env=env))
 
 

@@ -110,6 +110,20 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (source_id, interval)
     );
     """,
+    # 2: batch issuance (certificates.batch): how each licence was signed, and the signed batch roots
+    """
+    ALTER TABLE licences ADD COLUMN mode VARCHAR DEFAULT 'single';   -- single | batch
+    ALTER TABLE licences ADD COLUMN batch_id VARCHAR;                -- batch mode: licence_batches.batch_id
+    CREATE TABLE licence_batches (
+        batch_id VARCHAR PRIMARY KEY,
+        issuer_code VARCHAR NOT NULL,
+        kid VARCHAR NOT NULL,
+        size INTEGER NOT NULL,
+        root VARCHAR NOT NULL,            -- base64url SHA-256 Merkle root (RFC 9162)
+        root_jws VARCHAR NOT NULL,        -- the signed root statement, a compact JWS
+        issued_at TIMESTAMP NOT NULL
+    );
+    """,
 )
 
 
