@@ -3,9 +3,13 @@
 Order of checks (the first failure decides the outcome):
 
 1. token shape: three canonical base64url parts, header ``alg`` Ed25519, ``typ``,
-   ``ver`` 1, ``kid`` → ``MALFORMED``;
+   ``ver`` 1, ``kid`` (a single-issued JWS) or the batch header of
+   :mod:`certificates.batch` (``typ`` ``vnd.onewindow.licence+mtp``, ``ver`` 2)
+   → ``MALFORMED``;
 2. ``kid`` among the trusted issuers → ``UNKNOWN_ISSUER``;
-3. Ed25519 signature over ``header.payload`` → ``TAMPERED``;
+3. Ed25519 signature over ``header.payload`` — for a batch token, the Merkle audit
+   path from the leaf to a root and the signature over the batch's root statement
+   → ``TAMPERED``;
 4. payload is canonical JSON of the ``onewindow.licence/1`` format and its identifier
    passes GB/T 36904 → ``MALFORMED``. An identifier with a wrong check character
    inside an *authentic* signature is a broken licence, not a forgery, hence
@@ -39,7 +43,9 @@ from cryptography.exceptions import InvalidSignature
 
 from certificates._time import aware, local_date, now
 from certificates.exceptions import StatusUnavailable
+from certificates import batch as batch_format
 from certificates.identifiers import check_identifier
+from certificates.merkle import HASH_SIZE, root_from_path
 from certificates.model import FORMAT
 from certificates.signing import ALG, TOKEN_TYPE, TOKEN_VERSION, canonical_json
 from certificates.trust import TrustStore
@@ -132,6 +138,24 @@ def _malformed(detail: str, **kw: Any) -> Verification:
     return Verification(Outcome.MALFORMED, REASON_ZH[Outcome.MALFORMED], detail=detail, **kw)
 
 
+def _batch_statement(parts: list[str], header: dict[str, Any],
+                     proof: bytes) -> tuple[tuple[bytes, bytes] | None, str]:
+    """(root statement bytes, signature) of a batch token, or (None, why the proof fails)."""
+    if len(proof) < batch_format.PROOF_FIXED or (len(proof) - batch_format.PROOF_FIXED) % HASH_SIZE \
+            or proof[0] != batch_format.PROOF_VERSION:
+        return None, "bad_proof"
+    index = int.from_bytes(proof[1:5], "big")
+    signature = proof[5:batch_format.PROOF_FIXED]
+    raw_path = proof[batch_format.PROOF_FIXED:]
+    path = [raw_path[i:i + HASH_SIZE] for i in range(0, len(raw_path), HASH_SIZE)]
+    leaf = batch_format.leaf_for(parts[0], parts[1])
+    root = root_from_path(leaf, index, header["bsz"], path)
+    if root is None:
+        return None, "bad_proof"
+    statement = batch_format.root_statement(header["kid"], parts[0], root, header["bsz"])
+    return (statement.encode("ascii"), signature), ""
+
+
 def verify_licence(token: str, trust: TrustStore, *, at: dt.datetime,
                    status_lookup: StatusLookup | None = None) -> Verification:
     """Verify a licence token against ``trust`` at the moment ``at``."""
@@ -150,17 +174,33 @@ def verify_licence(token: str, trust: TrustStore, *, at: dt.datetime,
         header = json.loads(header_bytes)
     except (UnicodeDecodeError, ValueError):
         return _malformed("bad_header")
-    if not isinstance(header, dict) or header.get("alg") != ALG or header.get("typ") != TOKEN_TYPE \
-            or header.get("ver") != TOKEN_VERSION or not isinstance(header.get("kid"), str) \
-            or "crit" in header:
+    if not isinstance(header, dict) or not isinstance(header.get("kid"), str) or "crit" in header:
+        return _malformed("unsupported_header")
+    if header.get("typ") == TOKEN_TYPE and header.get("alg") == ALG \
+            and header.get("ver") == TOKEN_VERSION:
+        batch = False
+    elif header.get("typ") == batch_format.TOKEN_TYPE and "alg" not in header \
+            and header.get("ver") == batch_format.TOKEN_VERSION \
+            and header.get("mtp") == batch_format.MTP and isinstance(header.get("bid"), str) \
+            and type(header.get("bsz")) is int and 1 <= header["bsz"] <= batch_format.MAX_BATCH:
+        batch = True
+    else:
         return _malformed("unsupported_header")
 
     signer = trust.issuer(header["kid"])
     if signer is None:
         return Verification(Outcome.UNKNOWN_ISSUER, REASON_ZH[Outcome.UNKNOWN_ISSUER],
                             detail="unknown_kid")
+    if batch:
+        signed, problem = _batch_statement(parts, header, signature)
+        if signed is None:
+            return Verification(Outcome.TAMPERED, REASON_ZH[Outcome.TAMPERED], issuer=signer.code,
+                                detail=problem)
+        message, signature = signed
+    else:
+        message = f"{parts[0]}.{parts[1]}".encode("ascii")
     try:
-        signer.public_key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"))
+        signer.public_key.verify(signature, message)
     except InvalidSignature:
         return Verification(Outcome.TAMPERED, REASON_ZH[Outcome.TAMPERED], issuer=signer.code,
                             detail="bad_signature")

@@ -3,11 +3,16 @@
 A certificate whose content changed gets a new licence *version* under the same
 identifier, recording the identifier it supersedes (GB/T 36904). A status-only
 change (revocation, suspension) does not reissue: verifiers read the status.
+
+Licences are batch-issued by default (one signature over a Merkle root per batch of
+one issuer, a proof per licence; :mod:`certificates.batch`); ``mode="single"`` (or
+``ONEWINDOW_LICENCE_MODE=single``) signs each licence as its own JWS.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -17,6 +22,11 @@ from warehouse.lock import writer_lock
 from warehouse.load import open_library
 
 CST = dt.timezone(dt.timedelta(hours=8))
+ENV_MODE = "ONEWINDOW_LICENCE_MODE"
+ENV_BATCH_SIZE = "ONEWINDOW_LICENCE_BATCH_SIZE"
+
+LICENCE_COLUMNS = ("licence_id", "base_id", "cert_key", "version", "token", "issued_at", "supersedes",
+                   "issuer_code", "licence_type_code", "holder_code", "mode", "batch_id")
 
 
 @dataclass(frozen=True)
@@ -26,52 +36,82 @@ class BuildResult:
     licences_total: int
 
 
-def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 20_000) -> BuildResult:
-    """Sign licences for certificates that lack one at their current version."""
-    from certificates import Keyring, issue_licence, publish_trust
+def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode: str | None = None,
+                  batch_size: int | None = None, workers: int | None = None) -> BuildResult:
+    """Sign licences for certificates that lack one at their current version.
 
+    ``mode`` ``batch`` (default, or ``ONEWINDOW_LICENCE_MODE``) or ``single``;
+    ``batch_size`` leaves per Merkle tree (``ONEWINDOW_LICENCE_BATCH_SIZE``, default 4096);
+    ``workers`` processes (default: one per CPU; a pool only for large builds).
+    """
+    from certificates import Keyring, publish_trust
+    from certificates.issue import DEFAULT_BATCH_SIZE, ROW_COLUMNS, make_jobs, run_jobs
+
+    mode = mode or os.environ.get(ENV_MODE, "batch")
+    batch_size = batch_size or int(os.environ.get(ENV_BATCH_SIZE, DEFAULT_BATCH_SIZE))
     keyring = Keyring.load_or_create(layout, at=at)
     publish_trust(keyring, layout.trust)
     issued = reissued = 0
+    issued_at = at.astimezone(CST).replace(tzinfo=None)  # naive China Standard Time, as stored elsewhere
+    stamp = at.astimezone(CST).strftime("%Y%m%dT%H%M%S")
     with writer_lock(layout.library):
         con = open_library(layout)
         try:
-            pending = con.execute("""
-                SELECT c.*, prev.licence_id AS prev_licence_id
+            pending = con.execute(f"""
+                SELECT {', '.join('c.' + c for c in ROW_COLUMNS)}, c.version,
+                       prev.licence_id AS prev_licence_id
                 FROM certificates c
                 LEFT JOIN licences l ON l.cert_key = c.cert_key AND l.version = c.version
                 LEFT JOIN licences prev ON prev.cert_key = c.cert_key AND prev.version = c.version - 1
                 WHERE l.licence_id IS NULL
                 ORDER BY c.cert_key""").fetch_arrow_table()
-            issued_at = at.astimezone(CST).replace(tzinfo=None)  # naive China Standard Time, as stored elsewhere
             for offset in range(0, pending.num_rows, chunk):
-                rows = pending.slice(offset, chunk).to_pylist()
-                out: dict[str, list] = {k: [] for k in ("licence_id", "base_id", "cert_key", "version", "token",
-                                                        "issued_at", "supersedes", "issuer_code",
-                                                        "licence_type_code", "holder_code")}
-                for row in rows:
-                    issuer = keyring.issuer(row["issuer_code"])
-                    lic = issue_licence(row, issuer, version=row["version"], supersedes=row["prev_licence_id"], at=at)
-                    out["licence_id"].append(lic.licence_id)
-                    out["base_id"].append(lic.base_id)
-                    out["cert_key"].append(row["cert_key"])
-                    out["version"].append(row["version"])
-                    out["token"].append(lic.token)
-                    out["issued_at"].append(issued_at)
-                    out["supersedes"].append(lic.supersedes)
-                    out["issuer_code"].append(row["issuer_code"])
-                    out["licence_type_code"].append(row["licence_type_code"])
-                    out["holder_code"].append(row["holder_code"])
-                    if row["prev_licence_id"]:
-                        reissued += 1
-                    else:
-                        issued += 1
-                batch = pa.table(out)
+                part = pending.slice(offset, chunk)
+                cols = {c: part.column(c).to_pylist() for c in part.column_names}
+                kids = [keyring.issuer(code).kid for code in cols["issuer_code"]]
+                keys = {keyring.issuer(code).kid: keyring.issuer(code).private_key
+                        for code in set(cols["issuer_code"])}
+                jobs = make_jobs(cols, cols["version"], cols["prev_licence_id"], kids,
+                                 prefix=f"{stamp}-{offset // chunk:04d}", batch_size=batch_size)
+                out: dict[str, list] = {k: [] for k in LICENCE_COLUMNS}
+                batches: dict[str, list] = {k: [] for k in ("batch_id", "issuer_code", "kid", "size", "root",
+                                                            "root_jws", "issued_at")}
+                for job, result in zip(jobs, run_jobs(jobs, keys, mode=mode, at=at, workers=workers)):
+                    n = len(result.tokens)
+                    cert_keys, types, holders, issuers = job.columns[0], job.columns[1], job.columns[4], job.columns[8]
+                    out["licence_id"] += result.licence_ids
+                    out["base_id"] += result.base_ids
+                    out["cert_key"] += cert_keys
+                    out["version"] += job.versions
+                    out["token"] += result.tokens
+                    out["issued_at"] += [issued_at] * n
+                    out["supersedes"] += job.supersedes
+                    out["issuer_code"] += issuers
+                    out["licence_type_code"] += types
+                    out["holder_code"] += holders
+                    out["mode"] += [mode] * n
+                    out["batch_id"] += [result.batch_id if mode == "batch" else None] * n
+                    reissued += sum(1 for p in job.supersedes if p)
+                    issued += sum(1 for p in job.supersedes if not p)
+                    if mode == "batch":
+                        for k, v in (("batch_id", result.batch_id), ("issuer_code", issuers[0]),
+                                     ("kid", job.kid), ("size", n), ("root", result.root),
+                                     ("root_jws", result.root_jws), ("issued_at", issued_at)):
+                            batches[k].append(v)
+                new = pa.table(out)
+                new_batches = pa.table(batches, schema=pa.schema([
+                    ("batch_id", pa.string()), ("issuer_code", pa.string()), ("kid", pa.string()),
+                    ("size", pa.int32()), ("root", pa.string()), ("root_jws", pa.string()),
+                    ("issued_at", pa.timestamp("us"))]))
+                cols_sql = ", ".join(LICENCE_COLUMNS)
                 con.execute("BEGIN")
-                con.register("new_licences", batch)
+                con.register("new_licences", new)
+                con.register("new_batches", new_batches)
                 con.execute("DELETE FROM licences WHERE licence_id IN (SELECT licence_id FROM new_licences)")
-                con.execute("INSERT INTO licences SELECT * FROM new_licences")
+                con.execute(f"INSERT INTO licences ({cols_sql}) SELECT {cols_sql} FROM new_licences")
+                con.execute("INSERT OR REPLACE INTO licence_batches SELECT * FROM new_batches")
                 con.unregister("new_licences")
+                con.unregister("new_batches")
                 con.execute("COMMIT")
             total = con.execute("SELECT count(*) FROM licences").fetchone()[0]
         finally:

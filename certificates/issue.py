@@ -1,0 +1,125 @@
+"""Issuing many licences at once: library rows → batch (Merkle) or single (JWS) tokens.
+
+The unit of work is a :class:`Job`: rows of one issuer, at most one batch. Jobs run
+in this process or, when there are enough rows, in a process pool (``workers``);
+signing keys reach the workers as raw bytes through the pool's initializer, over the
+pool's own pipe, and never touch disk unencrypted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from certificates.batch import MAX_BATCH, PayloadEncoder, sign_batch
+from certificates.signing import b64url, encoded_header
+
+#: Columns of a library ``certificates`` row that a payload reads.
+ROW_COLUMNS = ("cert_key", "licence_type_code", "licence_type_name", "cert_number", "holder_code",
+               "holder_code_type", "holder_name", "issuer_name", "issuer_code", "issue_date",
+               "valid_from", "valid_until", "status", "extension")
+MODES = ("batch", "single")
+DEFAULT_BATCH_SIZE = 4096
+#: Below this many rows a pool costs more than it saves.
+PARALLEL_MIN_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class Job:
+    """Rows (as column lists, ``ROW_COLUMNS`` order) of one issuer, signed as one batch."""
+
+    batch_id: str
+    kid: str
+    columns: tuple[list[Any], ...]
+    versions: list[int]
+    supersedes: list[str | None]
+
+
+@dataclass(frozen=True)
+class JobResult:
+    batch_id: str
+    licence_ids: list[str]
+    base_ids: list[str]
+    tokens: list[str]
+    root: str | None      # base64url Merkle root (batch mode)
+    root_jws: str | None  # the signed root statement (batch mode)
+
+
+_KEYS: dict[str, Ed25519PrivateKey] = {}
+
+
+def _init_worker(raw_keys: dict[str, bytes]) -> None:
+    _KEYS.clear()
+    _KEYS.update({kid: Ed25519PrivateKey.from_private_bytes(raw) for kid, raw in raw_keys.items()})
+
+
+def run_job(job: Job, mode: str, at: dt.datetime, keys: dict[str, Ed25519PrivateKey] | None = None) -> JobResult:
+    """Encode and sign one job's rows (in whatever process this runs)."""
+    key = (keys or _KEYS)[job.kid]
+    enc = PayloadEncoder(at=at)
+    ids, bases, payloads = [], [], []
+    for values, version, prev in zip(zip(*job.columns), job.versions, job.supersedes):
+        lid, base, data = enc.encode(dict(zip(ROW_COLUMNS, values)), version=version, supersedes=prev)
+        ids.append(lid)
+        bases.append(base)
+        payloads.append(data)
+    if mode == "batch":
+        signed = sign_batch(payloads, private_key=key, kid=job.kid, batch_id=job.batch_id)
+        return JobResult(job.batch_id, ids, bases, signed.tokens, b64url(signed.root), signed.root_jws)
+    header = encoded_header(job.kid)
+    sign = key.sign
+    tokens = []
+    for data in payloads:
+        signing_input = f"{header}.{b64url(data)}"
+        tokens.append(f"{signing_input}.{b64url(sign(signing_input.encode('ascii')))}")
+    return JobResult(job.batch_id, ids, bases, tokens, None, None)
+
+
+def _run(args: tuple[Job, str, dt.datetime]) -> JobResult:
+    return run_job(*args)
+
+
+def make_jobs(columns: dict[str, Sequence[Any]], versions: Sequence[int], supersedes: Sequence[str | None],
+              kids: Sequence[str], *, prefix: str, batch_size: int) -> list[Job]:
+    """Split rows into jobs: grouped by signing key, at most ``batch_size`` rows each."""
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise ValueError(f"batch_size must be 1..{MAX_BATCH}")
+    by_kid: dict[str, list[int]] = {}
+    for i, kid in enumerate(kids):
+        by_kid.setdefault(kid, []).append(i)
+    jobs = []
+    for kid in sorted(by_kid):
+        idx = by_kid[kid]
+        for start in range(0, len(idx), batch_size):
+            part = idx[start:start + batch_size]
+            cols = tuple([columns[c][i] for i in part] for c in ROW_COLUMNS)
+            jobs.append(Job(f"{prefix}-{kid[:8]}-{len(jobs):05d}", kid, cols,
+                            [versions[i] for i in part], [supersedes[i] for i in part]))
+    return jobs
+
+
+def run_jobs(jobs: Sequence[Job], keys: dict[str, Ed25519PrivateKey], *, mode: str, at: dt.datetime,
+             workers: int | None = None) -> Iterator[JobResult]:
+    """Results in job order; a process pool when ``workers`` > 1 and the jobs are big enough."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    rows = sum(len(j.versions) for j in jobs)
+    if workers <= 1 or len(jobs) < 2 or rows < PARALLEL_MIN_ROWS:
+        for job in jobs:
+            yield run_job(job, mode, at, keys)
+        return
+    raw = {kid: k.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                serialization.NoEncryption()) for kid, k in keys.items()}
+    # forkserver: the caller may hold DuckDB threads, which fork() must not copy
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["certificates.issue"])
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(raw,)) as pool:
+        yield from pool.imap(_run, [(job, mode, at) for job in jobs])

@@ -1,0 +1,194 @@
+"""Batch issuance: Merkle trees (RFC 9162), the template encoder, batch tokens and their verification."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from certificates.batch import PayloadEncoder, sign_batch
+from certificates.merkle import MerkleTree, leaf_hash, reference_root, root_from_path
+from certificates.model import build_payload
+from certificates.signing import canonical_json
+from tests.certificates.factories import T0, make_cert_row
+
+AT = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.timezone.utc)
+CHECK_AT = dt.datetime(2026, 11, 3, 12, tzinfo=dt.timezone.utc)
+
+
+def _row(i: int, **kw):
+    fields = {"cert_number": f"JY133010{i:08d}", "issue_date": dt.date(2026, 3, 1),
+              "valid_from": dt.date(2026, 3, 1), "valid_until": dt.date(2031, 2, 28)}
+    fields.update(kw)
+    return make_cert_row(**fields)
+
+
+# ----------------------------------------------------------------------------- Merkle
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=1, max_value=70))
+def test_tree_root_and_every_proof_match_rfc9162(n):
+    leaves = [leaf_hash(i.to_bytes(4, "big")) for i in range(n)]
+    tree = MerkleTree(leaves)
+    assert tree.root == reference_root(leaves)
+    concat = tree.proofs_concat()
+    for i in range(n):
+        assert b"".join(tree.proof(i)) == concat[i]
+        assert root_from_path(leaves[i], i, n, tree.proof(i)) == tree.root
+        # the same path does not prove another position (the size is bound by the signed header)
+        if n > 1:
+            assert root_from_path(leaves[i], (i + 1) % n, n, tree.proof(i)) != tree.root
+
+
+def test_rfc9162_known_answers():
+    # RFC 6962 §2.1: the empty-string leaf hash, and the two-leaf root by hand
+    import hashlib
+
+    assert leaf_hash(b"").hex() == hashlib.sha256(b"\x00").hexdigest()
+    a, b = leaf_hash(b"a"), leaf_hash(b"b")
+    assert MerkleTree([a, b]).root == hashlib.sha256(b"\x01" + a + b).digest()
+    assert MerkleTree([a]).root == a and MerkleTree([a]).proof(0) == []
+
+
+# ----------------------------------------------------------------------------- encoder
+_text = st.text(st.characters(min_codepoint=1, max_codepoint=0xFFFF, blacklist_categories=("Cs",)),
+                min_size=1, max_size=12).filter(lambda s: s.strip())
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=_text, number=_text, holder=_text, issuer_name=_text, status=st.sampled_from(["01", "02", "03", "07"]),
+       until=st.one_of(st.none(), st.dates(min_value=dt.date(2026, 3, 1), max_value=dt.date(2099, 1, 1))),
+       ext=st.dictionaries(st.text(max_size=5), st.one_of(st.text(max_size=8), st.integers(-10**6, 10**6),
+                                                           st.none(), st.booleans()), max_size=4),
+       version=st.integers(1, 999))
+def test_encoder_bytes_equal_canonical_json_of_build_payload(name, number, holder, issuer_name, status, until,
+                                                             ext, version):
+    row = _row(1, holder_name=holder, issuer_name=issuer_name, status=status, valid_until=until,
+               extension=json.dumps(ext, ensure_ascii=False))
+    row["cert_number"] = number
+    row["licence_type_name"] = name
+    lid, base, data = PayloadEncoder(at=AT).encode(row, version=version)
+    expected = build_payload(row, version=version, at=AT)
+    assert data == canonical_json(expected)
+    assert lid == expected["licence_id"] and base == lid.rsplit(".", 2)[0]
+
+
+def test_encoder_falls_back_for_unusual_rows_and_reports_bad_ones():
+    from certificates import LicenceDataError
+
+    enc = PayloadEncoder(at=AT)
+    odd = _row(2, issue_date="2026-03-01", valid_from=None, valid_until="", extension={"a": 1.5})
+    assert enc.encode(odd)[2] == canonical_json(build_payload(odd, at=AT))
+    prev = enc.encode(_row(2))[0]
+    lid, _, data = enc.encode(_row(2), version=2, supersedes=prev)
+    assert json.loads(data)["supersedes"] == prev and lid.endswith(lid[-1]) and ".002." in lid
+    with pytest.raises(LicenceDataError):
+        enc.encode(_row(3, status="99"))
+    with pytest.raises(LicenceDataError):
+        enc.encode(_row(3, valid_until=dt.date(2020, 1, 1)))
+
+
+# ----------------------------------------------------------------------------- tokens
+@pytest.fixture(scope="module")
+def batch(keyring):
+    issuer = keyring.issuer("scjg")
+    enc = PayloadEncoder(at=AT)
+    payloads = [enc.encode(_row(i))[2] for i in range(13)]
+    return issuer, sign_batch(payloads, private_key=issuer.private_key, kid=issuer.kid, batch_id="b-test-1")
+
+
+def test_every_batch_token_verifies(batch, trust):
+    from certificates import verify_licence
+
+    _, signed = batch
+    for token in signed.tokens:
+        result = verify_licence(token, trust, at=CHECK_AT)
+        assert result.code == "valid", result
+        assert len(token.split(".")) == 3
+
+
+def test_root_statement_is_a_standard_jws_an_independent_library_verifies(batch, trust):
+    from jwcrypto import jwk, jws
+
+    _, signed = batch
+    keys = jwk.JWKSet.from_json(json.dumps(trust.jwks()))
+    head = json.loads(base64.urlsafe_b64decode(signed.root_jws.split(".")[0] + "=="))
+    obj = jws.JWS()
+    obj.deserialize(signed.root_jws)
+    obj.allowed_algs = ["Ed25519"]
+    obj.verify(keys.get_key(head["kid"]))
+    statement = json.loads(obj.payload)
+    assert statement["root"] == base64.urlsafe_b64encode(signed.root).rstrip(b"=").decode()
+    assert statement["header"] == signed.tokens[0].split(".")[0] and statement["size"] == 13
+
+
+def test_a_batch_token_is_not_mistaken_for_a_jws(batch, trust):
+    from jwcrypto import jwk, jws
+    from jwcrypto.common import JWException
+
+    _, signed = batch
+    keys = jwk.JWKSet.from_json(json.dumps(trust.jwks()))
+    obj = jws.JWS()
+    obj.deserialize(signed.tokens[0])
+    with pytest.raises(JWException):
+        obj.verify(keys)
+
+
+@pytest.mark.parametrize("which", [0, 5, 12])
+def test_flipping_any_byte_of_a_batch_token_is_detected(batch, trust, which):
+    from certificates import verify_licence
+
+    _, signed = batch
+    token = signed.tokens[which]
+    step = 1 if which == 5 else 7  # every byte for one token, a sample for the others
+    for pos in range(0, len(token), step):
+        ch = token[pos]
+        for repl in {"A" if ch != "A" else "B", "." if ch != "." else "x"}:
+            bad = token[:pos] + repl + token[pos + 1:]
+            assert verify_licence(bad, trust, at=CHECK_AT).code != "valid", (pos, repl)
+
+
+def test_a_proof_from_another_leaf_or_batch_is_tampered(batch, keyring, trust):
+    from certificates import verify_licence
+
+    issuer, signed = batch
+    h0, p0, _ = signed.tokens[0].split(".")
+    _, _, proof1 = signed.tokens[1].split(".")
+    assert verify_licence(f"{h0}.{p0}.{proof1}", trust, at=CHECK_AT).code == "tampered"
+    other = sign_batch([PayloadEncoder(at=AT).encode(_row(99))[2]], private_key=issuer.private_key,
+                       kid=issuer.kid, batch_id="b-test-2")
+    _, _, foreign = other.tokens[0].split(".")
+    assert verify_licence(f"{h0}.{p0}.{foreign}", trust, at=CHECK_AT).code == "tampered"
+    # a payload edited and re-encoded is tampered, as for single tokens
+    body = json.loads(base64.urlsafe_b64decode(p0 + "=" * (-len(p0) % 4)))
+    body["holder"]["name"] = "张三"
+    forged = base64.urlsafe_b64encode(canonical_json(body)).rstrip(b"=").decode()
+    assert verify_licence(f"{h0}.{forged}.{signed.tokens[0].split('.')[2]}", trust,
+                          at=CHECK_AT).code == "tampered"
+
+
+def test_a_batch_signed_by_an_unknown_key_is_unknown_issuer(trust):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from certificates import verify_licence
+    from certificates.trust import jwk_thumbprint
+
+    key = Ed25519PrivateKey.generate()
+    signed = sign_batch([PayloadEncoder(at=AT).encode(_row(1))[2]], private_key=key,
+                        kid=jwk_thumbprint(key.public_key()), batch_id="rogue")
+    assert verify_licence(signed.tokens[0], trust, at=CHECK_AT).code == "unknown_issuer"
+
+
+def test_batch_tokens_carry_status_and_validity_like_single_ones(keyring, trust):
+    from certificates import verify_licence
+
+    issuer = keyring.issuer("scjg")
+    enc = PayloadEncoder(at=AT)
+    rows = [_row(1, status="02"), _row(2, status="03"), _row(3, valid_until=dt.date(2026, 11, 1))]
+    signed = sign_batch([enc.encode(r)[2] for r in rows], private_key=issuer.private_key, kid=issuer.kid,
+                        batch_id="b-status")
+    codes = [verify_licence(t, trust, at=CHECK_AT).code for t in signed.tokens]
+    assert codes == ["suspended", "revoked", "expired"]
+    assert T0 < CHECK_AT

@@ -1,0 +1,113 @@
+"""Library build: licences issued in batch mode (default) and single mode, both verifiable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow as pa
+import pytest
+
+from tests.certificates.factories import make_cert_row
+from tests.pipeline_helpers import query
+from warehouse.datadir import Layout
+from warehouse.schema import CERT_COLUMNS
+
+AT = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.timezone.utc)
+CHECK_AT = dt.datetime(2026, 11, 3, 12, tzinfo=dt.timezone.utc)
+
+
+def _library(root, n: int, statuses=("01",)) -> Layout:
+    from warehouse.load import open_library
+
+    layout = Layout(root).ensure()
+    rows = []
+    for i in range(n):
+        r = make_cert_row(cert_number=f"JY1330106{i:07d}", status=statuses[i % len(statuses)],
+                          issue_date=dt.date(2026, 3, 1), valid_from=dt.date(2026, 3, 1),
+                          valid_until=dt.date(2031, 2, 28))
+        r.update(source_updated_at=dt.datetime(2026, 11, 1), content_hash=f"c{i}", row_hash=f"r{i}")
+        rows.append({c: r.get(c) for c in CERT_COLUMNS})
+    con = open_library(layout)
+    con.register("new_certs", pa.Table.from_pylist(rows))
+    con.execute(f"INSERT INTO certificates SELECT {', '.join(CERT_COLUMNS)} FROM new_certs")
+    con.close()
+    return layout
+
+
+@pytest.mark.parametrize("mode", ["batch", "single"])
+def test_issue_pending_signs_every_certificate_and_each_token_verifies(tmp_path, monkeypatch, mode):
+    monkeypatch.setenv("ONEWINDOW_ENV", "development")
+    from certificates import TrustStore, verify_licence
+    from warehouse.build import issue_pending
+
+    layout = _library(tmp_path, 30, statuses=("01", "01", "02"))
+    result = issue_pending(layout, at=AT, mode=mode, batch_size=8)
+    assert (result.issued, result.reissued, result.licences_total) == (30, 0, 30)
+    trust = TrustStore.from_dir(layout.trust)
+    rows = query(layout.library, "SELECT l.token, l.mode, l.batch_id, c.status FROM licences l "
+                                 "JOIN certificates c USING (cert_key) ORDER BY l.licence_id")
+    for token, stored_mode, batch_id, status in rows:
+        assert stored_mode == mode and (batch_id is not None) == (mode == "batch")
+        code = verify_licence(token, trust, at=CHECK_AT).code
+        assert code == ("valid" if status == "01" else "suspended")
+    batches = query(layout.library, "SELECT size, root_jws FROM licence_batches ORDER BY batch_id")
+    assert [b[0] for b in batches] == ([8, 8, 8, 6] if mode == "batch" else [])
+    # nothing pending: a second run issues nothing and keeps the tokens
+    again = issue_pending(layout, at=AT, mode=mode)
+    assert (again.issued, again.reissued, again.licences_total) == (0, 0, 30)
+
+
+def test_batch_is_the_default_and_a_changed_certificate_gets_a_new_version(tmp_path, monkeypatch):
+    monkeypatch.setenv("ONEWINDOW_ENV", "development")
+    monkeypatch.delenv("ONEWINDOW_LICENCE_MODE", raising=False)
+    from certificates import TrustStore, verify_licence
+    from warehouse.build import issue_pending
+    from warehouse.load import open_library
+
+    layout = _library(tmp_path, 3)
+    issue_pending(layout, at=AT)
+    con = open_library(layout)
+    key = con.execute("SELECT min(cert_key) FROM certificates").fetchone()[0]
+    con.execute("UPDATE certificates SET version = 2, holder_name = '杭州新味道餐饮有限公司' WHERE cert_key = ?", [key])
+    con.close()
+    result = issue_pending(layout, at=AT + dt.timedelta(days=1))
+    assert (result.issued, result.reissued, result.licences_total) == (0, 1, 4)
+    trust = TrustStore.from_dir(layout.trust)
+    token, supersedes, mode = query(layout.library, "SELECT token, supersedes, mode FROM licences "
+                                                    "WHERE cert_key = ? AND version = 2", [key])[0]
+    assert mode == "batch"
+    v = verify_licence(token, trust, at=CHECK_AT)
+    assert v.code == "valid" and v.payload["supersedes"] == supersedes and v.payload["version"] == 2
+    assert v.payload["holder"]["name"] == "杭州新味道餐饮有限公司"
+    assert json.loads(json.dumps(v.payload))["licence_id"].rsplit(".", 2)[0] == supersedes.rsplit(".", 2)[0]
+
+
+def test_parallel_issuance_gives_the_same_licences_as_in_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("ONEWINDOW_ENV", "development")
+    from certificates import TrustStore, verify_licence
+    from certificates.issue import make_jobs, run_jobs
+    from certificates.pki import Keyring
+
+    layout = Layout(tmp_path).ensure()
+    keyring = Keyring.load_or_create(layout, at=AT)
+    issuer = keyring.issuer("scjg")
+    rows = [make_cert_row(cert_number=f"JY1330106{i:07d}", issue_date=dt.date(2026, 3, 1),
+                          valid_from=dt.date(2026, 3, 1), valid_until=None) for i in range(60)]
+    cols = {c: [r[c] for r in rows] for c in rows[0]}
+    jobs = make_jobs(cols, [1] * 60, [None] * 60, [issuer.kid] * 60, prefix="t", batch_size=16)
+    keys = {issuer.kid: issuer.private_key}
+    import certificates.issue as issue_mod
+
+    monkeypatch.setattr(issue_mod, "PARALLEL_MIN_ROWS", 1)
+    pooled = list(run_jobs(jobs, keys, mode="batch", at=AT, workers=2))
+    local = list(run_jobs(jobs, keys, mode="batch", at=AT, workers=1))
+    assert [r.tokens for r in pooled] == [r.tokens for r in local]
+    trust = TrustStore.from_dir(publish(keyring, layout))
+    assert all(verify_licence(t, trust, at=CHECK_AT).code == "valid" for r in pooled for t in r.tokens)
+
+
+def publish(keyring, layout):
+    from certificates import publish_trust
+
+    return publish_trust(keyring, layout.trust)
