@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from exchange.commands import admin as admin_commands
+from exchange.commands import audit as audit_commands
 from exchange.commands import licence as licence_commands
 from warehouse.datadir import ENV_VAR, Layout
 
@@ -24,6 +26,8 @@ pipeline_app = typer.Typer(help="Run ingest DAGs and the library build through A
 app.add_typer(departments_app, name="departments")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(licence_commands.app, name="licence")
+app.add_typer(admin_commands.app, name="admin")
+app.add_typer(audit_commands.app, name="audit")
 
 
 console = Console()

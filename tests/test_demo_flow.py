@@ -148,7 +148,15 @@ def test_the_service_answers_from_the_published_snapshot(demo):
         ORDER BY 1 LIMIT 1""")
     assert owner, "the simulated data should hold a married property owner"
     code = owner[0][0]
-    with TestClient(create_app(layout)) as client:
+    from tests.exchange.factories import make_client, purpose_headers
+
+    app = create_app(layout)
+    with TestClient(app) as client:
+        # a department client granted every licence type, reading in a case accepted for this holder
+        key = make_client(app.state.service_store, client_id="demo-counter")
+        app.state.service_store.accept_application("DEMO-CASE-1", "000173010000", code, "clerk-001",
+                                                   "demo-counter", at=dt.datetime.now())
+        client.headers.update(purpose_headers(key, case="DEMO-CASE-1", item="000173010000"))
         found = client.get(f"/api/v1/subjects/{code}/certificates")
         assert found.status_code == 200
         names = {c["licence_type"]["name"] for c in found.json()["certificates"]}

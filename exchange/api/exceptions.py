@@ -59,3 +59,23 @@ class TrustUnavailable(ApiError):
     status_code = 503
     code = "trust_unavailable"
     retryable = True
+
+
+class Unauthenticated(ApiError):
+    status_code = 401
+    code = "unauthenticated"
+
+
+class PurposeRequired(ApiError):
+    status_code = 400
+    code = "purpose_required"
+
+
+class AccessDenied(ApiError):
+    """A rule of the access policy refused the read; ``code`` is the rule (stable)."""
+
+    status_code = 403
+
+    def __init__(self, rule: str, message: str, *, detail: dict[str, Any] | None = None) -> None:
+        self.code = rule
+        super().__init__(message, detail=detail)

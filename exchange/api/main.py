@@ -13,12 +13,12 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from exchange.api.core import logs
+from exchange.api.core import audit, logs
 from exchange.api.core.config import Settings
 from exchange.api.core.snapshot import SnapshotStore
 from exchange.api.deps import TrustCache
 from exchange.api.exceptions import ApiError
-from exchange.api.routes import health, items, licences, onceonly, subjects
+from exchange.api.routes import applications, health, items, licences, onceonly, subjects
 from exchange.onceonly.catalogue import load_catalogue
 from warehouse.datadir import Layout
 
@@ -77,9 +77,11 @@ def create_app(layout: Layout | None = None, *, settings: Settings | None = None
                         store.last_error or layout.current_snapshot_pointer)
         if watch_interval:
             store.start_watching(watch_interval)
+        audit.start(app)
         try:
             yield
         finally:
+            audit.stop(app)
             store.close()
 
     app = FastAPI(
@@ -93,8 +95,9 @@ def create_app(layout: Layout | None = None, *, settings: Settings | None = None
     app.state.snapshots = store
     app.state.catalogue = load_catalogue()
     app.state.trust = TrustCache(layout)
+    audit.install(app, layout, settings, app.state.catalogue)
     _install_error_handlers(app)
-    for module in (health, subjects, licences, items, onceonly):
+    for module in (health, subjects, licences, items, onceonly, applications):
         app.include_router(module.router)
     _summaries_from_docstrings(app)
     return app

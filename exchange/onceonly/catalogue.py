@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
@@ -17,6 +17,8 @@ from certificates.registry import Department, Registry, load_registry
 from exchange.onceonly.exceptions import CatalogueError, UnknownItemError
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "catalog" / "items.toml"
+MATERIAL_TYPES_PATH = DEFAULT_PATH.with_name("materials.toml")
+MATERIAL_PREFIX = "material:"
 
 NECESSITY = ("必要", "非必要", "容缺后补")
 FORMS = ("纸质", "电子", "纸质或电子")
@@ -40,17 +42,50 @@ class AllOf:
     members: tuple["Expr", ...]
 
 
-# A leaf is a licence type key (str).
-Expr = Union[str, AnyOf, AllOf]
+@dataclass(frozen=True)
+class MaterialType:
+    """A reusable material type of the material library (materials.toml)."""
+
+    key: str
+    name: str
+    reuse_days: int
+    max_bytes: int
+    media_types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MaterialRef:
+    """A leaf met by a verified, reusable material of this type (``material:<key>`` in the TOML)."""
+
+    key: str
+    name: str
+
+
+# A leaf is a licence type key (str) or a reusable material type (MaterialRef).
+Expr = Union[str, MaterialRef, AnyOf, AllOf]
 
 
 def expr_keys(expr: Expr) -> list[str]:
     """Licence type keys in an expression, in order of first appearance."""
     if isinstance(expr, str):
         return [expr]
+    if isinstance(expr, MaterialRef):
+        return []
     out: list[str] = []
     for m in expr.members:
         out.extend(k for k in expr_keys(m) if k not in out)
+    return out
+
+
+def expr_material_keys(expr: Expr) -> list[str]:
+    """Material type keys in an expression, in order of first appearance."""
+    if isinstance(expr, MaterialRef):
+        return [expr.key]
+    if isinstance(expr, str):
+        return []
+    out: list[str] = []
+    for m in expr.members:
+        out.extend(k for k in expr_material_keys(m) if k not in out)
     return out
 
 
@@ -58,8 +93,10 @@ def expr_text(expr: Expr, registry: Registry) -> str:
     """Chinese rendering: ``居民身份证 或 居民户口簿``; nested groups in parentheses."""
     if isinstance(expr, str):
         return registry.licence_type(expr).name
+    if isinstance(expr, MaterialRef):
+        return f"{expr.name}（材料库）"
     sep = " 或 " if isinstance(expr, AnyOf) else " 且 "
-    parts = [expr_text(m, registry) if isinstance(m, str) else f"（{expr_text(m, registry)}）"
+    parts = [expr_text(m, registry) if isinstance(m, (str, MaterialRef)) else f"（{expr_text(m, registry)}）"
              for m in expr.members]
     return sep.join(parts)
 
@@ -68,6 +105,8 @@ def expr_canonical(expr: Expr) -> str:
     """Stable text form used to recognise the same requirement across items."""
     if isinstance(expr, str):
         return expr
+    if isinstance(expr, MaterialRef):
+        return MATERIAL_PREFIX + expr.key
     tag = "any" if isinstance(expr, AnyOf) else "all"
     return f"{tag}({','.join(expr_canonical(m) for m in expr.members)})"
 
@@ -109,6 +148,13 @@ class Catalogue:
 
     items: tuple[Item, ...]
     registry: Registry
+    material_types: dict[str, MaterialType] = field(default_factory=dict)
+
+    def material_type(self, key: str) -> MaterialType:
+        try:
+            return self.material_types[key]
+        except KeyError:
+            raise KeyError(f"unknown material type {key!r}; known: {sorted(self.material_types)}") from None
 
     def get(self, code: str) -> Item:
         for it in self.items:
@@ -130,7 +176,15 @@ class Catalogue:
         return out
 
 
-def _parse_expr(raw: object, registry: Registry, path: Path, where: str) -> Expr:
+def _parse_expr(raw: object, registry: Registry, path: Path, where: str,
+                material_types: dict[str, MaterialType] | None = None) -> Expr:
+    if isinstance(raw, str) and raw.startswith(MATERIAL_PREFIX):
+        key = raw[len(MATERIAL_PREFIX):]
+        mt = (material_types or {}).get(key)
+        if mt is None:
+            raise CatalogueError(path, where, f"unknown material type {key!r}; "
+                                 f"known: {sorted(material_types or {})} (materials.toml)")
+        return MaterialRef(key, mt.name)
     if isinstance(raw, str):
         if raw not in registry.licence_types:
             raise CatalogueError(path, where, f"unknown licence type key {raw!r}; "
@@ -140,7 +194,7 @@ def _parse_expr(raw: object, registry: Registry, path: Path, where: str) -> Expr
         tag, members = next(iter(raw.items()))
         if not isinstance(members, list) or not members:
             raise CatalogueError(path, where, f"{tag!r} needs a non-empty list")
-        parsed = tuple(_parse_expr(m, registry, path, where) for m in members)
+        parsed = tuple(_parse_expr(m, registry, path, where, material_types) for m in members)
         return AnyOf(parsed) if tag == "any" else AllOf(parsed)
     raise CatalogueError(path, where, f"satisfied_by must be a licence type key or "
                          f"{{any = [...]}} / {{all = [...]}}, got {raw!r}")
@@ -161,7 +215,8 @@ def _text(raw: dict, field: str, path: Path, where: str) -> str:
     return value
 
 
-def _parse_material(raw: dict, registry: Registry, path: Path, where: str) -> Material:
+def _parse_material(raw: dict, registry: Registry, path: Path, where: str,
+                    material_types: dict[str, MaterialType] | None = None) -> Material:
     copies = raw.get("copies", 1)
     if not isinstance(copies, int) or copies < 1:
         raise CatalogueError(path, where, f"copies = {copies!r}, must be a positive integer")
@@ -176,15 +231,37 @@ def _parse_material(raw: dict, registry: Registry, path: Path, where: str) -> Ma
         source_channel=_choice(raw, "source_channel", SOURCE_CHANNELS, path, where),
         legal_basis=_text(raw, "legal_basis", path, where),
         acceptance_standard=_text(raw, "acceptance_standard", path, where),
-        satisfied_by=None if sb is None else _parse_expr(sb, registry, path, where),
+        satisfied_by=None if sb is None else _parse_expr(sb, registry, path, where, material_types),
         holder=_choice(raw, "holder", HOLDERS, path, where, default="applicant"),
         condition=raw.get("condition"),
     )
 
 
-def parse_catalogue(text: str, path: Path, registry: Registry | None = None) -> Catalogue:
+def parse_material_types(text: str, path: Path) -> dict[str, MaterialType]:
+    """Parse and check materials.toml; raises :class:`CatalogueError` on the first problem."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogueError(path, "file", f"not valid TOML: {exc}") from exc
+    out: dict[str, MaterialType] = {}
+    for key, r in raw.get("material_types", {}).items():
+        where = f"material_types.{key}"
+        reuse, limit, media = r.get("reuse_days"), r.get("max_bytes"), r.get("media_types")
+        if not isinstance(reuse, int) or reuse < 1:
+            raise CatalogueError(path, where, f"reuse_days = {reuse!r}, must be a positive integer")
+        if not isinstance(limit, int) or limit < 1:
+            raise CatalogueError(path, where, f"max_bytes = {limit!r}, must be a positive integer")
+        if not isinstance(media, list) or not media or not all(isinstance(m, str) and "/" in m for m in media):
+            raise CatalogueError(path, where, "media_types must be a non-empty list of media types")
+        out[key] = MaterialType(key, _text(r, "name", path, where), reuse, limit, tuple(media))
+    return out
+
+
+def parse_catalogue(text: str, path: Path, registry: Registry | None = None,
+                    material_types: dict[str, MaterialType] | None = None) -> Catalogue:
     """Parse and check catalogue TOML text; raises :class:`CatalogueError` on the first problem."""
     registry = registry or load_registry()
+    material_types = material_types or {}
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -206,7 +283,7 @@ def parse_catalogue(text: str, path: Path, registry: Registry | None = None) -> 
             if c in seen:
                 raise CatalogueError(path, where, f"duplicate item code {c!r}")
             seen.add(c)
-        mats = tuple(_parse_material(m, registry, path, f"{where}.materials[{j}]")
+        mats = tuple(_parse_material(m, registry, path, f"{where}.materials[{j}]", material_types)
                      for j, m in enumerate(r.get("materials", [])))
         if not mats:
             raise CatalogueError(path, where, "an item needs at least one material")
@@ -217,10 +294,11 @@ def parse_catalogue(text: str, path: Path, registry: Registry | None = None) -> 
                           applicant_type=_choice(r, "applicant_type", APPLICANT_TYPES, path,
                                                  where, default="any"),
                           description=r.get("description", ""), materials=mats))
-    return Catalogue(items=tuple(items), registry=registry)
+    return Catalogue(items=tuple(items), registry=registry, material_types=material_types)
 
 
 @functools.lru_cache(maxsize=4)
-def load_catalogue(path: Path = DEFAULT_PATH) -> Catalogue:
-    """Load (once per path) and check the catalogue."""
-    return parse_catalogue(path.read_text(encoding="utf-8"), path)
+def load_catalogue(path: Path = DEFAULT_PATH, materials_path: Path = MATERIAL_TYPES_PATH) -> Catalogue:
+    """Load (once per path) and check the catalogue and its material types."""
+    types = parse_material_types(materials_path.read_text(encoding="utf-8"), materials_path)
+    return parse_catalogue(path.read_text(encoding="utf-8"), path, material_types=types)

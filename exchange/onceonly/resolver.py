@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from certificates.registry import Registry
-from exchange.onceonly.catalogue import (AllOf, AnyOf, Catalogue, Expr, Item, Material,
+from exchange.onceonly.catalogue import (AllOf, AnyOf, Catalogue, Expr, Item, Material, MaterialRef,
                                          expr_canonical, expr_keys, expr_text)
 
 STATUS_NAMES = {"01": "有效", "02": "暂扣", "03": "撤销", "04": "注销", "05": "失效", "07": "吊销"}
@@ -32,6 +32,14 @@ class Records(Protocol):
         ...
 
 
+class MaterialRecords(Protocol):
+    """What the resolver reads from the material library (材料库)."""
+
+    def materials_of(self, holder_code: str) -> list[Mapping[str, Any]]:
+        """Material rows of a holder: material_id, material_type, digest, verified_by, reuse_until."""
+        ...
+
+
 @dataclass(frozen=True)
 class Applicant:
     code: str
@@ -41,9 +49,9 @@ class Applicant:
 
 @dataclass(frozen=True)
 class OnFile:
-    """A licence that meets (part of) a requirement."""
+    """A licence (or, with ``kind`` "material", a reusable material) that meets (part of) a requirement."""
 
-    licence_id: str
+    licence_id: str | None
     licence_type_key: str
     licence_type_code: str
     licence_type_name: str
@@ -54,6 +62,14 @@ class OnFile:
     valid_until: str | None  # None = 长期
     status: str
     flags: tuple[str, ...] = ()
+    kind: str = "licence"  # "licence" | "material"
+    material_id: str | None = None
+    digest: str | None = None
+    verified_by: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return self.licence_id if self.kind == "licence" else f"material:{self.material_id}"
 
 
 @dataclass(frozen=True)
@@ -66,7 +82,7 @@ class Rejected:
     status: str
     valid_from: str | None
     valid_until: str | None
-    reason_code: str  # status_not_valid | expired | not_yet_valid | not_signed
+    reason_code: str  # status_not_valid | expired | not_yet_valid | not_signed | material_unverified | material_expired
     reason_zh: str
 
 
@@ -205,11 +221,46 @@ def _leaf(key: str, certs: Iterable[Mapping[str, Any]], registry: Registry, day:
     return _Eval(True, [used], [], [])
 
 
-def evaluate(expr: Expr, certs: list[Mapping[str, Any]], registry: Registry, day: dt.date) -> _Eval:
-    """Evaluate an AND/OR expression against a holder's certificates on ``day``."""
+def _material_leaf(ref: MaterialRef, materials: Iterable[Mapping[str, Any]], day: dt.date) -> _Eval:
+    """A verified material of the type whose reuse period covers ``day``; unverified/expired ones do not count."""
+    usable: list[Mapping[str, Any]] = []
+    rejected: list[Rejected] = []
+    for m in materials:
+        if m.get("material_type") != ref.key:
+            continue
+        until = as_date(m.get("reuse_until"))
+        reason = None
+        if not m.get("verified_by"):
+            reason = ("material_unverified", "材料尚未经窗口核验，不能复用")
+        elif until is None or day > until:
+            reason = ("material_expired", f"材料复用期限已于 {until.isoformat() if until else '—'} 届满")
+        if reason is None:
+            usable.append(m)
+        else:
+            rejected.append(Rejected(licence_id=None, licence_type_name=ref.name,
+                                     cert_number=f"material:{m.get('material_id')}", status="",
+                                     valid_from=None, valid_until=iso(until), reason_code=reason[0],
+                                     reason_zh=reason[1]))
+    if not usable:
+        return _Eval(False, [], [ref.name], rejected)
+    best = max(usable, key=lambda m: (as_date(m.get("reuse_until")) or dt.date.min, str(m.get("material_id"))))
+    used = OnFile(licence_id=None, licence_type_key=f"material:{ref.key}", licence_type_code="",
+                  licence_type_name=ref.name, cert_number="", holder_code=best.get("holder_code") or "",
+                  issuer_name=best.get("verifier_department") or "", issuer_code="",
+                  valid_until=iso(best.get("reuse_until")), status="verified", kind="material",
+                  material_id=best.get("material_id"), digest=best.get("digest"),
+                  verified_by=best.get("verified_by"))
+    return _Eval(True, [used], [], [])
+
+
+def evaluate(expr: Expr, certs: list[Mapping[str, Any]], registry: Registry, day: dt.date,
+             materials: list[Mapping[str, Any]] | None = None) -> _Eval:
+    """Evaluate an AND/OR expression against a holder's certificates (and materials) on ``day``."""
     if isinstance(expr, str):
         return _leaf(expr, certs, registry, day)
-    parts = [evaluate(m, certs, registry, day) for m in expr.members]
+    if isinstance(expr, MaterialRef):
+        return _material_leaf(expr, materials or [], day)
+    parts = [evaluate(m, certs, registry, day, materials) for m in expr.members]
     rejected = [r for p in parts for r in p.rejected]
     if isinstance(expr, AnyOf):
         for p in parts:
@@ -235,8 +286,12 @@ def _holder_for(material: Material, applicant: Applicant) -> tuple[str | None, s
 
 
 def resolve(catalogue: Catalogue, records: Records, applicant: Applicant,
-            item_codes: list[str], *, at: dt.datetime) -> Resolution:
+            item_codes: list[str], *, at: dt.datetime,
+            materials: MaterialRecords | None = None) -> Resolution:
     """Answer, per deduplicated requirement, ``on_file`` or ``must_submit`` at the moment ``at``.
+
+    ``materials``: the material library; without it, requirements met only by a material
+    are ``must_submit``.
 
     Raises :class:`exchange.onceonly.exceptions.UnknownItemError` for an unknown item code.
     """
@@ -253,6 +308,15 @@ def resolve(catalogue: Catalogue, records: Records, applicant: Applicant,
         if code not in certs_cache:
             certs_cache[code] = list(records.certificates_of(code))
         return certs_cache[code]
+
+    mats_cache: dict[str, list[Mapping[str, Any]]] = {}
+
+    def materials_of(code: str) -> list[Mapping[str, Any]]:
+        if materials is None:
+            return []
+        if code not in mats_cache:
+            mats_cache[code] = list(materials.materials_of(code))
+        return mats_cache[code]
 
     lines: dict[tuple, Requirement] = {}
     notes: list[str] = []
@@ -272,9 +336,9 @@ def resolve(catalogue: Catalogue, records: Records, applicant: Applicant,
                 key = ("must_submit", m.holder, expr_canonical(m.satisfied_by))
                 ev = _Eval(False, [], [expr_text(m.satisfied_by, registry)], [])
             else:
-                ev = evaluate(m.satisfied_by, certs_of(holder), registry, day)
+                ev = evaluate(m.satisfied_by, certs_of(holder), registry, day, materials_of(holder))
                 if ev.met:
-                    key = ("on_file", m.holder, tuple(sorted(u.licence_id for u in ev.used)))
+                    key = ("on_file", m.holder, tuple(sorted(u.ref for u in ev.used)))
                 else:
                     key = ("must_submit", m.holder, expr_canonical(m.satisfied_by))
             line = lines.get(key)

@@ -167,3 +167,29 @@ def fake_licence(cert: Mapping[str, Any], *, version: int = 1) -> dict[str, Any]
             "version": version, "token": "unsigned.placeholder.token", "issued_at": DAY0,
             "supersedes": None, "issuer_code": cert["issuer_code"],
             "licence_type_code": cert["licence_type_code"], "holder_code": cert["holder_code"]}
+
+
+def make_client(store: Any, *, department: str = "11330100002496476R", department_name: str = "杭州市民政局",
+                client_id: str | None = None, types: Iterable[str] | None = None,
+                roles: Iterable[str] = ("counter",)) -> str:
+    """A department API client in the service store with grants for ``types`` (registry keys; default all).
+
+    Returns its API key.
+    """
+    reg = load_registry()
+    at = dt.datetime(2026, 11, 1, 9, 0)
+    store.add_department(department, department_name)
+    client_id = client_id or f"client-{next(_seq)}"
+    store.add_client(client_id, department, client_id, list(roles))
+    for key in (reg.licence_types if types is None else types):
+        store.grant(department, reg.licence_type(key).code, by="test", at=at)
+    return store.issue_key(client_id, at=at)
+
+
+def purpose_headers(api_key: str, *, case: str = "HZ-2026-000001", item: str = "000120003000",
+                    clerk: str = "clerk-007", code: str | None = None) -> dict[str, str]:
+    """Request headers of an authenticated read with a stated purpose (and a 用证码 when given)."""
+    headers = {"X-API-Key": api_key, "X-Purpose-Item": item, "X-Case-Number": case, "X-Clerk-Id": clerk}
+    if code:
+        headers["X-Authorisation-Code"] = code
+    return headers

@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from exchange.api.deps import CST, get_now
 from exchange.api.main import create_app
 from quality.standards import make_ric, mask_identifier
-from tests.exchange.factories import (make_certificate, make_company, make_licence, make_person,
-                                      make_snapshot, write_pointer)
+from tests.exchange.factories import (make_certificate, make_client, make_company, make_licence,
+                                      make_person, make_snapshot, purpose_headers, write_pointer)
 from warehouse.datadir import Layout
 
 NOW = dt.datetime(2026, 11, 20, 10, 0, tzinfo=CST)
@@ -63,7 +63,16 @@ def client(layout):
     app = create_app(layout, watch_interval=None)
     app.dependency_overrides[get_now] = lambda: NOW
     with TestClient(app) as c:
+        c.api_key = make_client(app.state.service_store)  # a counter client granted every type
         yield c
+
+
+def as_case(client, holder_code: str) -> dict[str, str]:
+    """Headers of a read in a case accepted at the counter for ``holder_code``."""
+    case = f"HZ-{holder_code}"
+    client.app.state.service_store.accept_application(case, RESTAURANT, holder_code, "clerk-007", "test",
+                                                      at=NOW)
+    return purpose_headers(client.api_key, case=case)
 
 
 def assert_error(resp, status, code):
@@ -77,7 +86,8 @@ def assert_error(resp, status, code):
 def test_503_before_any_snapshot(client):
     err = assert_error(client.get("/healthz"), 503, "no_snapshot")
     assert "pipeline" in err["message"] and "数据管道" in err["message"]
-    assert_error(client.get(f"/api/v1/subjects/{make_ric('330106', dt.date(1990, 1, 1), 11)}/certificates"),
+    code = make_ric('330106', dt.date(1990, 1, 1), 11)
+    assert_error(client.get(f"/api/v1/subjects/{code}/certificates", headers=as_case(client, code)),
                  503, "no_snapshot")
     assert_error(client.post("/api/v1/once-only", json={
         "applicant": {"code": "11010519491231002X", "code_type": "111"}, "items": [PROPERTY]}),
@@ -122,7 +132,7 @@ def test_unknown_route_and_bad_body_use_error_envelope(world, client):
 # ----------------------------------------------------------------------------- subjects
 def test_lookup_person(world, client):
     code = world["person"]["subject_code"]
-    body = client.get(f"/api/v1/subjects/{code}/certificates").json()
+    body = client.get(f"/api/v1/subjects/{code}/certificates", headers=as_case(client, code)).json()
     assert body["snapshot_id"] == "snap-1"
     assert body["holder"] == {"code": code, "code_type": "111", "name": "王晓明", "kind": "person",
                               "source_id": "gongan_population", "in_subject_register": True}
@@ -138,14 +148,15 @@ def test_lookup_person(world, client):
 
 def test_lookup_company_and_lowercase(world, client):
     code = world["co"]["subject_code"]
-    body = client.get(f"/api/v1/subjects/{code.lower()}/certificates").json()
+    body = client.get(f"/api/v1/subjects/{code.lower()}/certificates", headers=as_case(client, code)).json()
     assert body["holder"]["code_type"] == "001"
     assert {c["licence_type"]["name"] for c in body["certificates"]} == {"营业执照", "食品经营许可证"}
 
 
 def test_lookup_not_found(world, client):
     code = make_ric("330106", dt.date(1970, 2, 2), 123)
-    err = assert_error(client.get(f"/api/v1/subjects/{code}/certificates"), 404, "subject_not_found")
+    err = assert_error(client.get(f"/api/v1/subjects/{code}/certificates", headers=as_case(client, code)),
+                       404, "subject_not_found")
     assert code not in err["message"]  # masked
 
 
@@ -161,8 +172,8 @@ def test_lookup_bad_check_character(world, client):
 def test_credit_code_with_bad_check_char(world, client):
     good = world["co"]["subject_code"]
     bad = good[:17] + next(c for c in "0123456789ABCDEFGHJKLMNPQRTUWXY" if c != good[17])
-    err = assert_error(client.get(f"/api/v1/subjects/{bad}/certificates?code_type=001"), 422,
-                       "invalid_identifier")
+    err = assert_error(client.get(f"/api/v1/subjects/{bad}/certificates?code_type=001",
+                                  headers=as_case(client, bad)), 422, "invalid_identifier")
     assert "统一社会信用代码" in err["message"] and err["detail"]["expected"] == good[17]
 
 
@@ -173,12 +184,14 @@ def test_garbage_code(world, client):
 # ----------------------------------------------------------------------------- licences
 def test_fetch_licence(world, client):
     lic = world["lic"]["food"]
-    body = client.get(f"/api/v1/licences/{lic['licence_id']}").json()
+    body = client.get(f"/api/v1/licences/{lic['licence_id']}",
+                      headers=as_case(client, world["co"]["subject_code"])).json()
     assert body["token"] == lic["token"] and body["token"].count(".") == 2
     assert body["payload"]["licence_id"] == lic["licence_id"]
     assert body["payload"]["holder"]["code"] == world["co"]["subject_code"]
     assert body["status"] == "01" and body["superseded"] is False
-    assert_error(client.get("/api/v1/licences/1.2.156.3005.2.nope"), 404, "licence_not_found")
+    assert_error(client.get("/api/v1/licences/1.2.156.3005.2.nope", headers=purpose_headers(client.api_key)),
+                 404, "licence_not_found")
 
 
 def test_verify_valid(world, client):
@@ -241,7 +254,7 @@ def test_once_only_restaurant(world, client):
     co, rep = world["co"], world["rep"]
     body = client.post("/api/v1/once-only", json={
         "applicant": {"code": co["subject_code"], "code_type": "001", "agent_code": rep["subject_code"]},
-        "items": [RESTAURANT]}).json()
+        "items": [RESTAURANT]}, headers=as_case(client, co["subject_code"])).json()
     lines = {r["serves"][0]["material_key"]: r for r in body["requirements"]}
     assert lines["licences"]["status"] == "on_file"
     assert {u["licence_id"] for u in lines["licences"]["on_file"]} == {
@@ -258,7 +271,7 @@ def test_once_only_dedup_cross_check_and_revoked(world, client):
     person = world["person"]
     body = client.post("/api/v1/once-only", json={
         "applicant": {"code": person["subject_code"], "code_type": "111"},
-        "items": [PROPERTY, "000141020000"]}).json()
+        "items": [PROPERTY, "000141020000"]}, headers=as_case(client, person["subject_code"])).json()
     id_lines = [r for r in body["requirements"]
                 if world["lic"]["id_card"]["licence_id"] in {u["licence_id"] for u in r["on_file"]}]
     assert len(id_lines) == 1 and len(id_lines[0]["serves"]) == 2
@@ -278,8 +291,8 @@ def test_once_only_rejects_bad_input(world, client):
     assert_error(client.post("/api/v1/once-only", json={
         "applicant": {"code": bad, "code_type": "111"}, "items": [PROPERTY]}), 422, "invalid_identifier")
     assert_error(client.post("/api/v1/once-only", json={
-        "applicant": {"code": person["subject_code"], "code_type": "111"}, "items": ["nope"]}),
-        404, "item_not_found")
+        "applicant": {"code": person["subject_code"], "code_type": "111"}, "items": ["nope"]},
+        headers=as_case(client, person["subject_code"])), 404, "item_not_found")
     assert_error(client.post("/api/v1/once-only", json={
         "applicant": {"code": person["subject_code"], "code_type": "999"}, "items": [PROPERTY]}),
         422, "invalid_request")
@@ -288,7 +301,8 @@ def test_once_only_rejects_bad_input(world, client):
 # ----------------------------------------------------------------------------- snapshot swap
 def test_snapshot_swap_without_restart(world, layout, keyring, client):
     code = world["person"]["subject_code"]
-    assert len(client.get(f"/api/v1/subjects/{code}/certificates").json()["certificates"]) == 4
+    headers = as_case(client, code)
+    assert len(client.get(f"/api/v1/subjects/{code}/certificates", headers=headers).json()["certificates"]) == 4
     store = client.app.state.snapshots
     old = store.current
     with store.lease():  # an in-flight request on the old snapshot
@@ -298,7 +312,7 @@ def test_snapshot_swap_without_restart(world, layout, keyring, client):
         make_snapshot(layout, subjects=[world["person"], world["rep"], world["co"]],
                       certificates=certs, licences=lic, snapshot_id="snap-2")
         assert client.get("/healthz").json()["snapshot_id"] == "snap-2"
-        body = client.get(f"/api/v1/subjects/{code}/certificates").json()
+        body = client.get(f"/api/v1/subjects/{code}/certificates", headers=headers).json()
         assert body["snapshot_id"] == "snap-2" and len(body["certificates"]) == 5
         assert not old.closed, "the old snapshot stays open while a request still uses it"
     assert old.closed
@@ -386,8 +400,11 @@ def test_real_server_over_http(world, layout):
     import uvicorn
 
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(layout), host="127.0.0.1", port=port,
-                                           log_level="info"))
+    app = create_app(layout)
+    key = make_client(app.state.service_store)
+    code = world["co"]["subject_code"]
+    app.state.service_store.accept_application("HZ-HTTP-1", RESTAURANT, code, "clerk-007", "test", at=NOW)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="info"))
     access_lines: list[str] = []
 
     class Collect(logging.Handler):
@@ -406,8 +423,8 @@ def test_real_server_over_http(world, layout):
         assert server.started, "uvicorn did not start"
         with httpx.Client(base_url=base, timeout=5) as http:
             assert http.get("/healthz").json()["snapshot_id"] == "snap-1"
-            code = world["co"]["subject_code"]
-            body = http.get(f"/api/v1/subjects/{code}/certificates").json()
+            body = http.get(f"/api/v1/subjects/{code}/certificates",
+                            headers=purpose_headers(key, case="HZ-HTTP-1")).json()
             assert {c["licence_type"]["name"] for c in body["certificates"]} == {"营业执照", "食品经营许可证"}
             token = world["lic"]["business"]["token"]
             assert http.post("/api/v1/verify", json={"token": token}).json()["outcome"] == "valid"

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
+from exchange.api.core.access import AccessDep, CredentialsDep
 from exchange.api.deps import NowDep, SnapshotDep, TrustDep
 from exchange.api.exceptions import LicenceNotFound
 from exchange.api.schemas.common import error_responses
@@ -30,13 +31,21 @@ def decode_payload(token: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-@router.get("/licences/{licence_id}", response_model=Licence, responses=error_responses(404, 503))
+@router.get("/licences/{licence_id}", response_model=Licence,
+            responses=error_responses(400, 401, 403, 404, 503))
 def get_licence(
     snap: SnapshotDep,
+    access: AccessDep,
+    creds: CredentialsDep,
+    now: NowDep,
     licence_id: Annotated[str, Path(description="GB/T 36904 identifier, e.g. 1.2.156.3005.2.…")],
 ) -> Licence:
-    """A signed licence (compact JWS) with its decoded payload."""
+    """A signed licence (compact JWS) with its decoded payload (granted type, purpose required)."""
     row = snap.index.licence(licence_id.strip())
+    access.authorise(creds, action="licence", target=licence_id.strip()[:128],
+                     holder_code=row["holder_code"] if row else None,
+                     licence_types=[row["licence_type_code"]] if row else [], at=now,
+                     require_all=row is not None)
     if row is None:
         raise LicenceNotFound(f"证照库中没有标识为 {licence_id} 的电子证照。"
                               f"No licence {licence_id!r} in snapshot {snap.snapshot_id}.")

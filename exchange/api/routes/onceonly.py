@@ -6,7 +6,9 @@ import logging
 
 from fastapi import APIRouter
 
+from exchange.api.core.access import AccessDep, CredentialsDep
 from exchange.api.core.identifiers import check_holder_code
+from exchange.api.core.materials import MaterialsDep
 from exchange.api.deps import CST, CatalogueDep, NowDep, SnapshotDep
 from exchange.api.exceptions import InvalidIdentifier, ItemNotFound
 from exchange.api.schemas.common import error_responses
@@ -30,7 +32,9 @@ def to_response(res: Resolution, snapshot_id: str) -> OnceOnlyResponse:
         on_file=[OnFileOut(licence_id=u.licence_id, licence_type=u.licence_type_name,
                            licence_type_code=u.licence_type_code, cert_number=u.cert_number,
                            issuing_department=u.issuer_name, issuer_code=u.issuer_code,
-                           valid_until=u.valid_until, status=u.status, flags=list(u.flags))
+                           valid_until=u.valid_until, status=u.status, flags=list(u.flags),
+                           kind=u.kind, material_id=u.material_id, digest=u.digest,
+                           verified_by=u.verified_by)
                  for u in r.on_file],
         missing=r.missing,
         not_counted=[RejectedOut(licence_id=x.licence_id, licence_type=x.licence_type_name,
@@ -49,12 +53,16 @@ def to_response(res: Resolution, snapshot_id: str) -> OnceOnlyResponse:
         requirements=reqs, findings=findings, notes=res.notes)
 
 
-@router.post("/once-only", response_model=OnceOnlyResponse, responses=error_responses(404, 422, 503))
+@router.post("/once-only", response_model=OnceOnlyResponse,
+             responses=error_responses(400, 401, 403, 404, 422, 503))
 def once_only(body: OnceOnlyRequest, snap: SnapshotDep, catalogue: CatalogueDep,
-              now: NowDep) -> OnceOnlyResponse:
-    """Which materials of the given items are already on file for the applicant."""
+              now: NowDep, access: AccessDep, creds: CredentialsDep,
+              materials: MaterialsDep) -> OnceOnlyResponse:
+    """Which materials of the given items are already on file for the applicant (purpose required)."""
     a = body.applicant
     code = check_holder_code(a.code, a.code_type)
+    access.authorise(creds, action="once_only", holder_code=code.code, licence_types=[], at=now,
+                     target=",".join(body.items)[:256], require_all=False)
     if code.check_char_warning and snap.index.subject(code.code) is None \
             and not snap.index.certificates_of(code.code):
         raise InvalidIdentifier(code.check_char_warning)
@@ -64,7 +72,7 @@ def once_only(body: OnceOnlyRequest, snap: SnapshotDep, catalogue: CatalogueDep,
     applicant = Applicant(code=code.code, code_type=a.code_type, agent_code=agent)
     at = now.astimezone(CST).replace(tzinfo=None) if now.tzinfo else now  # library dates are naive CST
     try:
-        res = resolve(catalogue, snap.index, applicant, body.items, at=at)
+        res = resolve(catalogue, snap.index, applicant, body.items, at=at, materials=materials)
     except UnknownItemError as exc:
         raise ItemNotFound(f"没有编码为 {exc.code} 的政务服务事项。{exc}") from exc
     log.info("once-only %s items=%s on_file=%d must_submit=%d findings=%d",

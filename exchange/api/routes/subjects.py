@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 
+from exchange.api.core.access import AccessDep, CredentialsDep
 from exchange.api.core.identifiers import check_holder_code, uscc_check_error
-from exchange.api.deps import SnapshotDep
+from exchange.api.deps import NowDep, SnapshotDep
 from exchange.api.exceptions import SubjectNotFound
 from exchange.api.schemas.common import error_responses
 from exchange.api.schemas.subjects import Certificate, CodeName, Holder, Status, SubjectCertificates
@@ -20,25 +21,32 @@ log = logging.getLogger("exchange.api.subjects")
 
 
 @router.get("/{code}/certificates", response_model=SubjectCertificates,
-            responses=error_responses(404, 422, 503))
+            responses=error_responses(400, 401, 403, 404, 422, 503))
 def subject_certificates(
     snap: SnapshotDep,
+    access: AccessDep,
+    creds: CredentialsDep,
+    now: NowDep,
     code: Annotated[str, Path(description="citizen ID number (GB 11643) or credit code (GB 32100)")],
     code_type: Annotated[Literal["111", "001"] | None, Query(description="force the code type")] = None,
 ) -> SubjectCertificates:
-    """Certificates on file for a holder (citizen ID number or credit code)."""
+    """Certificates on file for a holder that the caller's department may read (purpose required)."""
     holder_code = check_holder_code(code, code_type)
     index = snap.index
+    all_certs = index.certificates_of(holder_code.code)
+    decision = access.authorise(creds, action="subject_certificates", holder_code=holder_code.code,
+                                licence_types=[c["licence_type_code"] for c in all_certs], at=now,
+                                require_all=False)
     subject = index.subject(holder_code.code)
-    certs = index.certificates_of(holder_code.code)
+    certs = [c for c in all_certs if c["licence_type_code"] in decision.granted_types]
     log.info("lookup %s (%s): subject=%s certificates=%d", mask_identifier(holder_code.code),
              holder_code.code_type, subject is not None, len(certs))
     warnings = []
     if holder_code.check_char_warning:
-        if subject is None and not certs:
+        if subject is None and not all_certs:
             raise uscc_check_error(holder_code.code)
         warnings.append(holder_code.check_char_warning + "（登记机关原始数据如此，已标记待核）")
-    if subject is None and not certs:
+    if subject is None and not all_certs:
         raise SubjectNotFound(f"证照库中没有该主体（{mask_identifier(holder_code.code)}）的记录。"
                               f"No subject or certificate on file for this code in snapshot "
                               f"{snap.snapshot_id}.")
@@ -48,8 +56,8 @@ def subject_certificates(
                         in_subject_register=True)
     else:  # known only from certificates: use what the first one says
         holder = Holder(code=holder_code.code,
-                        code_type=certs[0]["holder_code_type"] or holder_code.code_type,
-                        name=certs[0]["holder_name"], in_subject_register=False)
+                        code_type=all_certs[0]["holder_code_type"] or holder_code.code_type,
+                        name=all_certs[0]["holder_name"], in_subject_register=False)
     out = [Certificate(
         licence_type=CodeName(code=c["licence_type_code"], name=c["licence_type_name"]),
         cert_number=c["cert_number"], holder_name=c["holder_name"],

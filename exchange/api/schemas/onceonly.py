@@ -19,7 +19,11 @@ class OnceOnlyRequest(BaseModel):
 
 
 class OnFileOut(BaseModel):
-    licence_id: str
+    kind: Literal["licence", "material"] = "licence"
+    licence_id: str | None = Field(description="the licence (None for a material from the material library)")
+    material_id: str | None = None
+    digest: str | None = Field(default=None, description="sha256 of a material's file")
+    verified_by: str | None = None
     licence_type: str
     licence_type_code: str
     cert_number: str

@@ -1,0 +1,217 @@
+"""Department access: the authorisation matrix, keys, purpose, holder authorisation, 用证码, usage-log entries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from certificates.registry import load_registry
+from exchange.api.deps import get_now
+from exchange.api.main import create_app
+from tests.exchange.factories import make_client, purpose_headers
+from tests.exchange.test_api import NOW, RESTAURANT, assert_error, keyring, world  # noqa: F401 (fixtures)
+
+# Three departments, each granted a different subset of the licence types in `world`.
+DEPARTMENTS = {
+    "11330100002496126K": ("杭州市公安局", {"id_card", "hukou"}),
+    "113301000024962067": ("杭州市市场监督管理局", {"business_licence", "food_licence"}),
+    "11330100002496476R": ("杭州市民政局", {"marriage", "id_card", "property"}),
+}
+
+
+@pytest.fixture()
+def app(layout, world):
+    app = create_app(layout, watch_interval=None)
+    app.dependency_overrides[get_now] = lambda: NOW
+    with TestClient(app) as c:
+        app.state.keys = {dept: make_client(app.state.service_store, department=dept, department_name=name,
+                                            client_id=f"sys-{dept}", types=types)
+                          for dept, (name, types) in DEPARTMENTS.items()}
+        app.state.http = c
+        yield app
+
+
+def last_log(app) -> dict:
+    return json.loads(app.state.service_store.log_records()[-1].record)
+
+
+def test_authorisation_matrix(app, world):
+    """Every department × licence × granted? × purpose? × holder authorisation? → one answer and one log record."""
+    http, store, reg = app.state.http, app.state.service_store, load_registry()
+    by_code = {lt.code: key for key, lt in reg.licence_types.items()}
+    n = 0
+    for (dept, (_, granted)), (name, lic), with_purpose, with_holder in itertools.product(
+            DEPARTMENTS.items(), world["lic"].items(), (True, False), (True, False)):
+        n += 1
+        type_key = by_code[lic["licence_type_code"]]
+        case = f"M-{n}"
+        if with_holder:
+            store.accept_application(case, RESTAURANT, lic["holder_code"], "clerk-1", "counter", at=NOW)
+        headers = purpose_headers(app.state.keys[dept], case=case)
+        if not with_purpose:
+            del headers["X-Clerk-Id"]
+        before = len(store.log_records())
+        resp = http.get(f"/api/v1/licences/{lic['licence_id']}", headers=headers)
+        if not with_purpose:
+            expected = (400, "purpose_required")
+        elif type_key not in granted:
+            expected = (403, "not_granted")
+        elif not with_holder:
+            expected = (403, "holder_not_authorised")
+        else:
+            expected = (200, None)
+        where = (dept, name, with_purpose, with_holder)
+        assert resp.status_code == expected[0], (where, resp.text)
+        if expected[1]:
+            assert resp.json()["error"]["code"] == expected[1], where
+        else:
+            assert resp.json()["licence_id"] == lic["licence_id"]
+        assert len(store.log_records()) == before + 1, where
+        rec = last_log(app)
+        assert rec["department"] == dept and rec["target"] == lic["licence_id"]
+        assert rec["decision"] == ("granted" if expected[0] == 200 else "denied"), where
+        assert rec["rule"] == (expected[1] or "application:counter"), where
+        assert rec["licence_types"] == [lic["licence_type_code"]]
+        assert lic["holder_code"] not in json.dumps(rec, ensure_ascii=False)  # masked + encrypted only
+    assert n == len(DEPARTMENTS) * len(world["lic"]) * 4
+
+
+def test_authentication_failures_are_refused_and_logged(app, world):
+    http, store = app.state.http, app.state.service_store
+    lic = world["lic"]["id_card"]
+    url = f"/api/v1/licences/{lic['licence_id']}"
+    key = app.state.keys["11330100002496126K"]
+    for headers in ({}, {"X-API-Key": "nonsense"}, {"X-API-Key": key[:-2] + "xx"}):
+        hdrs = {**purpose_headers(key), **headers} if headers else {k: v for k, v in purpose_headers(key).items()
+                                                                   if k != "X-API-Key"}
+        err = assert_error(http.get(url, headers=hdrs), 401, "unauthenticated")
+        assert "X-API-Key" in err["message"]
+        rec = last_log(app)
+        assert (rec["decision"], rec["rule"], rec["client_id"]) == ("denied", "unauthenticated", None)
+    store.set_disabled("sys-11330100002496126K", True)
+    assert_error(http.get(url, headers=purpose_headers(key)), 401, "unauthenticated")
+    store.set_disabled("sys-11330100002496126K", False)
+    store.revoke_keys("sys-11330100002496126K", at=NOW)
+    assert_error(http.get(url, headers=purpose_headers(key)), 401, "unauthenticated")
+
+
+def test_purpose_is_required_and_must_name_a_catalogue_item(app, world):
+    http = app.state.http
+    key = app.state.keys["11330100002496126K"]
+    code = world["person"]["subject_code"]
+    for missing in ("X-Purpose-Item", "X-Case-Number", "X-Clerk-Id"):
+        headers = {k: v for k, v in purpose_headers(key).items() if k != missing}
+        err = assert_error(http.get(f"/api/v1/subjects/{code}/certificates", headers=headers), 400,
+                           "purpose_required")
+        assert err["detail"]["missing"] == [missing]
+    err = assert_error(http.get(f"/api/v1/subjects/{code}/certificates",
+                                headers=purpose_headers(key, item="999999999999")), 403, "invalid_purpose")
+    assert "999999999999" in err["message"]
+    assert_error(http.post("/api/v1/once-only", json={"applicant": {"code": code, "code_type": "111"},
+                                                      "items": [RESTAURANT]},
+                           headers={"X-API-Key": key}), 400, "purpose_required")
+
+
+def test_subject_listing_shows_only_granted_types(app, world):
+    http, store = app.state.http, app.state.service_store
+    code = world["person"]["subject_code"]
+    store.accept_application("L-1", RESTAURANT, code, "clerk-1", "counter", at=NOW)
+    body = http.get(f"/api/v1/subjects/{code}/certificates",
+                    headers=purpose_headers(app.state.keys["11330100002496126K"], case="L-1")).json()
+    assert {c["licence_type"]["name"] for c in body["certificates"]} == {"居民身份证", "居民户口簿"}
+    # 市场监管 holds no grant for any of this person's types: refused, not an empty answer.
+    assert_error(http.get(f"/api/v1/subjects/{code}/certificates",
+                          headers=purpose_headers(app.state.keys["113301000024962067"], case="L-1")),
+                 403, "not_granted")
+    # A department with no grant at all is refused even for a holder with nothing on file.
+    store.add_department("dept-none", "无授权部门")
+    store.add_client("none", "dept-none", "none")
+    key = store.issue_key("none", at=NOW)
+    assert_error(http.get(f"/api/v1/subjects/{code}/certificates", headers=purpose_headers(key, case="L-1")),
+                 403, "not_granted")
+
+
+def test_case_of_another_holder_does_not_authorise(app, world):
+    http, store = app.state.http, app.state.service_store
+    store.accept_application("X-1", RESTAURANT, world["rep"]["subject_code"], "clerk-1", "counter", at=NOW)
+    err = assert_error(http.get(f"/api/v1/licences/{world['lic']['id_card']['licence_id']}",
+                                headers=purpose_headers(app.state.keys["11330100002496126K"], case="X-1")),
+                       403, "holder_not_authorised")
+    assert "another holder" in err["message"]
+
+
+def test_authorisation_code_single_use_expiry_and_holder(app, world):
+    http, store = app.state.http, app.state.service_store
+    key = app.state.keys["11330100002496126K"]
+    person = world["person"]["subject_code"]
+    url = f"/api/v1/licences/{world['lic']['id_card']['licence_id']}"
+    code = store.issue_code(person, at=NOW, ttl=dt.timedelta(minutes=30))
+    assert http.get(url, headers=purpose_headers(key, case="C-1", code=code)).status_code == 200
+    assert last_log(app)["rule"] == "authorisation_code"
+    # The redeemed code bound case C-1 to the holder: later reads in that case need no code.
+    assert http.get(url, headers=purpose_headers(key, case="C-1")).status_code == 200
+    assert last_log(app)["rule"] == "application:code"
+    # Single use: the same code in another case is refused.
+    assert_error(http.get(url, headers=purpose_headers(key, case="C-2", code=code)), 403,
+                 "authorisation_code_used")
+    # Expired.
+    old = store.issue_code(person, at=NOW - dt.timedelta(hours=1), ttl=dt.timedelta(minutes=30))
+    assert_error(http.get(url, headers=purpose_headers(key, case="C-3", code=old)), 403,
+                 "authorisation_code_expired")
+    # Issued for another holder, or made up.
+    other = store.issue_code(world["rep"]["subject_code"], at=NOW, ttl=dt.timedelta(minutes=30))
+    assert_error(http.get(url, headers=purpose_headers(key, case="C-4", code=other)), 403,
+                 "authorisation_code_invalid")
+    assert_error(http.get(url, headers=purpose_headers(key, case="C-5", code="ABCDE-FGHJK")), 403,
+                 "authorisation_code_invalid")
+    # The refused code for another holder is still unused: its holder can use it.
+    rep_licence = world["lic"]["rep_id"]["licence_id"]
+    assert http.get(f"/api/v1/licences/{rep_licence}", headers=purpose_headers(key, case="C-6", code=other)
+                    ).status_code == 200
+
+
+def test_accept_application_route_needs_counter_role(app, world):
+    http, store = app.state.http, app.state.service_store
+    person = world["person"]["subject_code"]
+    body = {"case_number": "A-1", "item_code": RESTAURANT, "holder_code": person, "clerk_id": "clerk-9"}
+    assert_error(http.post("/api/v1/applications", json=body), 401, "unauthenticated")
+    store.add_department("dept-x", "某部门")
+    store.add_client("plain", "dept-x", "plain", [])
+    plain = store.issue_key("plain", at=NOW)
+    assert_error(http.post("/api/v1/applications", json=body, headers={"X-API-Key": plain}), 403, "not_counter")
+    counter = app.state.keys["11330100002496126K"]
+    resp = http.post("/api/v1/applications", json=body, headers={"X-API-Key": counter})
+    assert resp.status_code == 201, resp.text
+    out = resp.json()
+    assert out["basis"] == "counter" and out["holder_code_masked"] != person and out["client_id"].startswith("sys-")
+    assert store.application("A-1").holder_code == person
+    # The same case for another holder is a conflict, not a silent overwrite.
+    assert_error(http.post("/api/v1/applications", json={**body, "holder_code": world["rep"]["subject_code"]},
+                           headers={"X-API-Key": counter}), 409, "case_conflict")
+    # Now the case authorises the read.
+    assert http.get(f"/api/v1/licences/{world['lic']['id_card']['licence_id']}",
+                    headers=purpose_headers(counter, case="A-1")).status_code == 200
+
+
+def test_open_endpoints_stay_open(app, world):
+    http = app.state.http
+    assert http.get("/healthz").status_code == 200
+    assert http.get("/").status_code == 200
+    assert http.get("/api/v1/items").status_code == 200
+    assert http.get(f"/api/v1/items/{RESTAURANT}").status_code == 200
+    assert http.post("/api/v1/verify", json={"token": world["lic"]["id_card"]["token"]}).json()["outcome"] == "valid"
+
+
+def test_api_keys_are_stored_hashed(app):
+    store = app.state.service_store
+    key = app.state.keys["11330100002496126K"]
+    secret = key.split(".", 1)[1]
+    raw = store.path.read_bytes() + (store.path.with_name(store.path.name + "-wal").read_bytes()
+                                     if store.path.with_name(store.path.name + "-wal").exists() else b"")
+    assert secret.encode() not in raw
+    assert store.authenticate(key).client_id == "sys-11330100002496126K"
+    assert store.authenticate(key + "x") is None
