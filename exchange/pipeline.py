@@ -95,7 +95,10 @@ def load_step(checked: dict, run_id: str, finished_at: str) -> dict:
         raise BatchRejected(source.id, checked["interval"], rate, source.error_threshold, top)
     result = merge_batch(layout, source_id=source.id, dataset=source.dataset, interval=checked["interval"],
                          lower=checked["lower"], upper=checked["upper"], run_id=run_id, batch=batch, finished_at=finished_at)
-    emit_event(event="step", step="load", **asdict(result))
+    from warehouse.crosscheck import refresh as refresh_crosschecks
+
+    findings = refresh_crosschecks(layout)
+    emit_event(event="step", step="load", **asdict(result), crosscheck_findings=findings.findings)
     return asdict(result)
 
 

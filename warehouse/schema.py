@@ -124,6 +124,19 @@ MIGRATIONS: tuple[str, ...] = (
         issued_at TIMESTAMP NOT NULL
     );
     """,
+    # 3: cross-department check findings (比对结果), recomputed after every merge (warehouse.crosscheck)
+    """
+    CREATE TABLE crosscheck_findings (
+        source_id VARCHAR NOT NULL,       -- the department whose record disagrees with another's
+        dataset VARCHAR NOT NULL,
+        record_key VARCHAR NOT NULL,      -- that record's business key
+        "check" VARCHAR NOT NULL,         -- legal_rep_missing | spouse_missing | owner_missing | name_mismatch
+        field VARCHAR NOT NULL,
+        subject_code VARCHAR,             -- the person / organisation code compared
+        "values" JSON NOT NULL,           -- {source_id: value} per department (null: not on file)
+        interval VARCHAR NOT NULL         -- the interval the record last changed in
+    );
+    """,
 )
 
 

@@ -19,7 +19,7 @@ from warehouse.lock import writer_lock
 from warehouse.schema import content_hash
 
 SERVED_TABLES = ("subjects", "certificates", "certificate_history", "licences", "quarantine", "quality_runs",
-                 "watermarks")
+                 "watermarks", "crosscheck_findings")
 KEEP = 3
 CST = dt.timezone(dt.timedelta(hours=8))
 
