@@ -60,10 +60,10 @@ class HubSigner:
         self._key = _load_key(layout.keys / "root.key.pem", resolve_passphrase())
         self.kid = jwk_thumbprint(self._key.public_key())
 
-    def sign(self, payload: dict[str, Any]) -> str:
+    def sign(self, payload: dict[str, Any], *, typ: str = SEAL_TYPE) -> str:
         from certificates import canonical_json
 
-        header = _b64(canonical_json({"alg": "Ed25519", "kid": self.kid, "typ": SEAL_TYPE, "ver": 1}))
+        header = _b64(canonical_json({"alg": "Ed25519", "kid": self.kid, "typ": typ, "ver": 1}))
         signing_input = f"{header}.{_b64(canonical_json(payload))}"
         return f"{signing_input}.{_b64(self._key.sign(signing_input.encode('ascii')))}"
 

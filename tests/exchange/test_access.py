@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import itertools
 import json
@@ -215,3 +216,37 @@ def test_api_keys_are_stored_hashed(app):
     assert secret.encode() not in raw
     assert store.authenticate(key).client_id == "sys-11330100002496126K"
     assert store.authenticate(key + "x") is None
+
+
+def test_licence_read_returns_a_use_copy_stamped_with_purpose_and_expiry(app, world, layout):
+    from cryptography import x509
+
+    from exchange.usecopy import UseCopyError, verify_use_copy
+
+    http, store = app.state.http, app.state.service_store
+    lic = world["lic"]["id_card"]
+    store.accept_application("U-1", RESTAURANT, lic["holder_code"], "clerk-1", "counter", at=NOW)
+    body = http.get(f"/api/v1/licences/{lic['licence_id']}",
+                    headers=purpose_headers(app.state.keys["11330100002496126K"], case="U-1",
+                                            clerk="clerk-42")).json()
+    copy = body["use_copy"]
+    assert copy["expires_at"] == "2026-11-23T10:00:00+08:00"
+    assert "U-1" in copy["stamp"] and "2026年11月23日" in copy["stamp"]
+    root = x509.load_pem_x509_certificate((layout.keys / "root.cert.pem").read_bytes()).public_key()
+    payload = verify_use_copy(copy["token"], root, at=NOW)
+    assert payload["licence"] == lic["token"] and payload["licence_id"] == lic["licence_id"]
+    assert payload["purpose"] == {"item": RESTAURANT, "case": "U-1", "clerk": "clerk-42"}
+    assert payload["requester"] == {"client_id": "sys-11330100002496126K", "department": "11330100002496126K"}
+    assert payload["log_seq"] == store.log_records()[-1].seq
+    with pytest.raises(UseCopyError) as expired:
+        verify_use_copy(copy["token"], root, at=NOW + dt.timedelta(hours=72))
+    assert expired.value.reason == "expired"
+    h, p, s = copy["token"].split(".")
+    forged = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+    forged["purpose"]["item"] = "000173010000"
+    from certificates import canonical_json
+    from certificates.signing import b64url
+
+    with pytest.raises(UseCopyError) as tampered:
+        verify_use_copy(f"{h}.{b64url(canonical_json(forged))}.{s}", root, at=NOW)
+    assert tampered.value.reason == "tampered"

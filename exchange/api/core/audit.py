@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from exchange.api.core.access import AccessControl
 from exchange.api.core.config import ConfigError, Settings
+from exchange.api.core.usecopies import UseCopies
 from exchange.materials import MaterialLibrary
 from exchange.onceonly.catalogue import Catalogue
 from exchange.store import open_store
@@ -47,6 +48,7 @@ def install(app: FastAPI, layout: Layout, settings: Settings, catalogue: Catalog
     app.state.service_store = store
     app.state.access = AccessControl(store, auditor_sealer(layout, settings), catalogue)
     app.state.materials = MaterialLibrary(store, layout, catalogue)
+    app.state.use_copies = UseCopies(layout)
 
     def now():  # the sealer's clock: the app's request clock (tests override it)
         from exchange.api.deps import get_now

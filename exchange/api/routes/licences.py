@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 
 from exchange.api.core.access import AccessDep, CredentialsDep
+from exchange.api.core.usecopies import UseCopiesDep
 from exchange.api.deps import NowDep, SnapshotDep, TrustDep
 from exchange.api.exceptions import LicenceNotFound
 from exchange.api.schemas.common import error_responses
@@ -38,14 +39,15 @@ def get_licence(
     access: AccessDep,
     creds: CredentialsDep,
     now: NowDep,
+    use_copies: UseCopiesDep,
     licence_id: Annotated[str, Path(description="GB/T 36904 identifier, e.g. 1.2.156.3005.2.…")],
 ) -> Licence:
     """A signed licence (compact JWS) with its decoded payload (granted type, purpose required)."""
     row = snap.index.licence(licence_id.strip())
-    access.authorise(creds, action="licence", target=licence_id.strip()[:128],
-                     holder_code=row["holder_code"] if row else None,
-                     licence_types=[row["licence_type_code"]] if row else [], at=now,
-                     require_all=row is not None)
+    decision = access.authorise(creds, action="licence", target=licence_id.strip()[:128],
+                                holder_code=row["holder_code"] if row else None,
+                                licence_types=[row["licence_type_code"]] if row else [], at=now,
+                                require_all=row is not None)
     if row is None:
         raise LicenceNotFound(f"证照库中没有标识为 {licence_id} 的电子证照。"
                               f"No licence {licence_id!r} in snapshot {snap.snapshot_id}.")
@@ -56,7 +58,8 @@ def get_licence(
                    issued_at=row["issued_at"], supersedes=row["supersedes"],
                    superseded=newest is not None and newest != row["licence_id"],
                    status=snap.index.licence_status(row["licence_id"]),
-                   token=row["token"], payload=decode_payload(row["token"]))
+                   token=row["token"], payload=decode_payload(row["token"]),
+                   use_copy=use_copies.stamp(decision, licence_id=row["licence_id"], token=row["token"], at=now))
 
 
 @router.post("/verify", response_model=VerifyResponse, responses=error_responses(503))

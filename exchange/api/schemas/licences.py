@@ -7,6 +7,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 
+class UseCopy(BaseModel):
+    token: str = Field(description="compact JWS (typ vnd.onewindow.use-copy+jws) embedding the licence")
+    expires_at: str
+    stamp: str = Field(description="the 加注 text: purpose and expiry")
+
+
 class Licence(BaseModel):
     licence_id: str
     base_id: str | None
@@ -21,6 +27,7 @@ class Licence(BaseModel):
     status: str | None = Field(description="current status of the certificate behind it")
     token: str = Field(description="compact JWS (typ vnd.onewindow.licence+jws)")
     payload: dict[str, Any] = Field(description="the JWS payload, decoded for convenience — not verified")
+    use_copy: UseCopy | None = Field(default=None, description="加注件: the read stamped with purpose and expiry")
 
 
 class VerifyRequest(BaseModel):
