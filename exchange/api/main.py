@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from exchange.api.core import audit, logs
+from exchange.api.core import audit, logs, openapi
 from exchange.api.core.config import Settings
 from exchange.api.core.snapshot import SnapshotStore
 from exchange.api.deps import TrustCache
@@ -100,6 +100,7 @@ def create_app(layout: Layout | None = None, *, settings: Settings | None = None
     for module in (health, subjects, licences, items, onceonly, applications, materials):
         app.include_router(module.router)
     _summaries_from_docstrings(app)
+    openapi.install(app)
     return app
 
 
