@@ -16,6 +16,7 @@ from rich.table import Table
 from exchange.commands import admin as admin_commands
 from exchange.commands import audit as audit_commands
 from exchange.commands import licence as licence_commands
+from exchange.commands import quality as quality_commands
 from warehouse.datadir import ENV_VAR, Layout
 
 app = typer.Typer(help="OneWindow Hub (一窗受理数据共享与电子证照交换枢纽).", no_args_is_help=True,
@@ -26,6 +27,7 @@ pipeline_app = typer.Typer(help="Run ingest DAGs and the library build through A
 app.add_typer(departments_app, name="departments")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(licence_commands.app, name="licence")
+app.add_typer(quality_commands.app, name="quality")
 app.add_typer(admin_commands.app, name="admin")
 app.add_typer(audit_commands.app, name="audit")
 
