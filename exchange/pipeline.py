@@ -68,16 +68,14 @@ def validate_step(extracted: dict, run_id: str) -> dict:
     return out
 
 
-class _Checked:
-    """The quality result as the merge reads it (rebuilt from the XCom dict)."""
+def checked_batch(d: dict):
+    """The quality result, rebuilt from the dict the validate task passed on (XCom holds plain JSON)."""
+    import dataclasses
 
-    def __init__(self, d: dict) -> None:
-        self.dataset = d["dataset"]
-        self.rows, self.passed, self.quarantined, self.flagged = d["rows"], d["passed"], d["quarantined"], d["flagged"]
-        self.per_rule = d["per_rule"]
-        self.gx_success = d["gx_success"]
-        self.passed_path = Path(d["passed_path"])
-        self.quarantine_path = Path(d["quarantine_path"])
+    from quality.results import CheckResult
+
+    fields = {f.name: f for f in dataclasses.fields(CheckResult)}
+    return CheckResult(**{k: (Path(v) if k.endswith("_path") else v) for k, v in d.items() if k in fields})
 
 
 def load_step(checked: dict, run_id: str, finished_at: str) -> dict:
@@ -86,7 +84,7 @@ def load_step(checked: dict, run_id: str, finished_at: str) -> dict:
 
     layout = _layout()
     source = get_source(checked["source_id"])
-    batch = _Checked(checked)
+    batch = checked_batch(checked)
     rate = batch.quarantined / batch.rows if batch.rows else 0.0
     if rate > source.error_threshold:
         record_rejected(layout, source_id=source.id, interval=checked["interval"], run_id=run_id, batch=batch,

@@ -10,26 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
+from quality.results import CheckResult
 from warehouse.datadir import Layout
 from warehouse.duck import connect
 from warehouse.faults import checkpoint
 from warehouse.lock import writer_lock
 from warehouse.mapping import certificate_sql, subject_sql
 from warehouse.schema import CERT_COLUMNS, SUBJECT_COLUMNS, migrate
-
-
-class CheckedBatch(Protocol):
-    dataset: str
-    rows: int
-    passed: int
-    quarantined: int
-    flagged: int
-    per_rule: dict[str, int]
-    gx_success: bool
-    passed_path: Path
-    quarantine_path: Path
 
 
 @dataclass(frozen=True)
@@ -55,7 +43,7 @@ def open_library(layout: Layout):
 
 
 def merge_batch(layout: Layout, *, source_id: str, dataset: str, interval: str, lower: str | None, upper: str,
-                run_id: str, batch: CheckedBatch, finished_at: str) -> MergeResult:
+                run_id: str, batch: CheckResult, finished_at: str) -> MergeResult:
     """Merge passing rows and quarantine; advance the watermark to ``upper`` in the same transaction."""
     with writer_lock(layout.library):
         con = open_library(layout)
@@ -154,7 +142,7 @@ def _insert_quarantine(con, path: Path, dataset: str) -> None:
         FROM read_parquet('{_p(path)}')""", [dataset])
 
 
-def record_rejected(layout: Layout, *, source_id: str, interval: str, run_id: str, batch: CheckedBatch,
+def record_rejected(layout: Layout, *, source_id: str, interval: str, run_id: str, batch: CheckResult,
                     finished_at: str) -> None:
     """Record a batch stopped by its error threshold; the library's data is not touched."""
     with writer_lock(layout.library):
@@ -168,7 +156,7 @@ def record_rejected(layout: Layout, *, source_id: str, interval: str, run_id: st
             con.close()
 
 
-def _record_run(con, *, run_id: str, source_id: str, interval: str, batch: CheckedBatch, status: str,
+def _record_run(con, *, run_id: str, source_id: str, interval: str, batch: CheckResult, status: str,
                 finished_at: str) -> None:
     con.execute("DELETE FROM quality_runs WHERE source_id = ? AND interval = ?", [source_id, interval])
     con.execute("INSERT INTO quality_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
