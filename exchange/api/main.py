@@ -18,7 +18,7 @@ from exchange.api.core.config import Settings
 from exchange.api.core.snapshot import SnapshotStore
 from exchange.api.deps import TrustCache
 from exchange.api.exceptions import ApiError
-from exchange.api.routes import applications, health, items, licences, materials, onceonly, subjects
+from exchange.api.routes import applications, health, items, licences, materials, onceonly, subjects, usagelog
 from exchange.api.routes import quality as quality_routes
 from exchange.onceonly.catalogue import load_catalogue
 from warehouse.datadir import Layout
@@ -98,7 +98,7 @@ def create_app(layout: Layout | None = None, *, settings: Settings | None = None
     app.state.trust = TrustCache(layout)
     audit.install(app, layout, settings, app.state.catalogue)
     _install_error_handlers(app)
-    for module in (health, subjects, licences, items, onceonly, applications, materials):
+    for module in (health, subjects, licences, items, onceonly, applications, materials, usagelog):
         app.include_router(module.router)
     app.include_router(quality_routes.router)
     _summaries_from_docstrings(app)

@@ -84,6 +84,7 @@ class Rejected:
     valid_until: str | None
     reason_code: str  # status_not_valid | expired | not_yet_valid | not_signed | material_unverified | material_expired
     reason_zh: str
+    licence_type_code: str = ""
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,8 @@ def _judge(cert: Mapping[str, Any], day: dt.date) -> Rejected | None:
     return Rejected(licence_id=cert.get("licence_id"), licence_type_name=cert.get("licence_type_name") or "",
                     cert_number=cert.get("cert_number") or "", status=status,
                     valid_from=iso(cert.get("valid_from")), valid_until=iso(cert.get("valid_until")),
-                    reason_code=reason[0], reason_zh=reason[1])
+                    reason_code=reason[0], reason_zh=reason[1],
+                    licence_type_code=cert.get("licence_type_code") or "")
 
 
 def _leaf(key: str, certs: Iterable[Mapping[str, Any]], registry: Registry, day: dt.date) -> _Eval:

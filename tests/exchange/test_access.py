@@ -250,3 +250,26 @@ def test_licence_read_returns_a_use_copy_stamped_with_purpose_and_expiry(app, wo
     with pytest.raises(UseCopyError) as tampered:
         verify_use_copy(f"{h}.{b64url(canonical_json(forged))}.{s}", root, at=NOW)
     assert tampered.value.reason == "tampered"
+
+
+def test_once_only_withholds_numbers_of_ungranted_types(app, world):
+    http, store = app.state.http, app.state.service_store
+    person = world["person"]["subject_code"]
+    store.accept_application("O-1", RESTAURANT, person, "clerk-1", "counter", at=NOW)
+    # 公安 is granted id_card and hukou only; the property item also uses 不动产权证书 and 结婚证.
+    body = http.post("/api/v1/once-only", json={"applicant": {"code": person, "code_type": "111"},
+                                                "items": ["000173010000"]},
+                     headers=purpose_headers(app.state.keys["11330100002496126K"], case="O-1")).json()
+    shown = {u["licence_type"]: u for r in body["requirements"] for u in r["on_file"]}
+    assert shown["居民身份证"]["licence_id"] == world["lic"]["id_card"]["licence_id"]
+    assert shown["居民身份证"]["withheld"] is False
+    marriage = shown["结婚证"]
+    assert marriage["withheld"] is True and marriage["licence_id"] is None and marriage["cert_number"] == ""
+    [prop] = [r for r in body["requirements"] if r["licence_types"] == ["property"]]
+    assert prop["not_counted"][0]["licence_id"] is None and prop["not_counted"][0]["cert_number"] == ""
+    # 民政 holds marriage and property grants: it sees those numbers.
+    body = http.post("/api/v1/once-only", json={"applicant": {"code": person, "code_type": "111"},
+                                                "items": ["000173010000"]},
+                     headers=purpose_headers(app.state.keys["11330100002496476R"], case="O-1")).json()
+    shown = {u["licence_type"]: u for r in body["requirements"] for u in r["on_file"]}
+    assert shown["结婚证"]["licence_id"] == world["lic"]["marriage"]["licence_id"]

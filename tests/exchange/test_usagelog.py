@@ -189,3 +189,25 @@ def test_hub_signer_uses_the_hub_root(layout):
     from certificates.trust import jwk_thumbprint
 
     assert signer.kid == jwk_thumbprint(root.public_key())
+
+
+def test_status_route_reports_pending_and_failed_seals(layout, keys):
+    from fastapi.testclient import TestClient
+
+    from exchange.api.deps import get_now
+    from exchange.api.main import create_app
+
+    app = create_app(layout, watch_interval=None)
+    app.dependency_overrides[get_now] = lambda: DAY1 + dt.timedelta(days=1)
+    with TestClient(app) as http:
+        store = app.state.service_store
+        store.append_log({"n": 1}, at=DAY1)
+        export_dir(layout).write_text("not a folder")
+        seal_due(store, layout, None, at=DAY1 + dt.timedelta(days=1))
+        body = http.get("/api/v1/usage-log/status").json()
+        assert body["records"] == 1 and body["unsealed_days"] == ["2026-11-10"]
+        assert body["failed_attempts"][0]["day"] == "2026-11-10" and body["last_sealed_day"] is None
+        export_dir(layout).unlink()
+        seal_due(store, layout, None, at=DAY1 + dt.timedelta(days=1))
+        body = http.get("/api/v1/usage-log/status").json()
+        assert body["last_sealed_day"] == "2026-11-10" and body["failed_attempts"] == [] and body["unsealed_days"] == []

@@ -23,22 +23,32 @@ router = APIRouter(prefix="/api/v1", tags=["once-only"])
 log = logging.getLogger("exchange.api.onceonly")
 
 
-def to_response(res: Resolution, snapshot_id: str) -> OnceOnlyResponse:
+def to_response(res: Resolution, snapshot_id: str,
+                granted: frozenset[str] | None = None) -> OnceOnlyResponse:
+    """The answer; with ``granted``, licences of other types keep their status but not their numbers."""
+
+    def shown(type_code: str) -> bool:
+        return granted is None or not type_code or type_code in granted
+
     reqs = [RequirementOut(
         status=r.status, title=r.title, holder_role=r.holder_role,
         holder_code_masked=mask_identifier(r.holder_code) if r.holder_code else None,
         satisfied_by=r.satisfied_by, licence_types=r.licence_types, necessity=r.necessity,
         source_channel=r.source_channel,
-        on_file=[OnFileOut(licence_id=u.licence_id, licence_type=u.licence_type_name,
-                           licence_type_code=u.licence_type_code, cert_number=u.cert_number,
+        on_file=[OnFileOut(licence_id=u.licence_id if shown(u.licence_type_code) else None,
+                           licence_type=u.licence_type_name, withheld=not shown(u.licence_type_code),
+                           licence_type_code=u.licence_type_code,
+                           cert_number=u.cert_number if shown(u.licence_type_code) else "",
                            issuing_department=u.issuer_name, issuer_code=u.issuer_code,
                            valid_until=u.valid_until, status=u.status, flags=list(u.flags),
                            kind=u.kind, material_id=u.material_id, digest=u.digest,
                            verified_by=u.verified_by)
                  for u in r.on_file],
         missing=r.missing,
-        not_counted=[RejectedOut(licence_id=x.licence_id, licence_type=x.licence_type_name,
-                                 cert_number=x.cert_number, status=x.status,
+        not_counted=[RejectedOut(licence_id=x.licence_id if shown(x.licence_type_code) else None,
+                                 licence_type=x.licence_type_name,
+                                 cert_number=x.cert_number if shown(x.licence_type_code) else "",
+                                 status=x.status,
                                  valid_from=x.valid_from, valid_until=x.valid_until,
                                  reason_code=x.reason_code, reason_zh=x.reason_zh)
                      for x in r.rejected],
@@ -61,8 +71,8 @@ def once_only(body: OnceOnlyRequest, snap: SnapshotDep, catalogue: CatalogueDep,
     """Which materials of the given items are already on file for the applicant (purpose required)."""
     a = body.applicant
     code = check_holder_code(a.code, a.code_type)
-    access.authorise(creds, action="once_only", holder_code=code.code, licence_types=[], at=now,
-                     target=",".join(body.items)[:256], require_all=False)
+    decision = access.authorise(creds, action="once_only", holder_code=code.code, licence_types=[], at=now,
+                                target=",".join(body.items)[:256], require_all=False)
     if code.check_char_warning and snap.index.subject(code.code) is None \
             and not snap.index.certificates_of(code.code):
         raise InvalidIdentifier(code.check_char_warning)
@@ -78,4 +88,4 @@ def once_only(body: OnceOnlyRequest, snap: SnapshotDep, catalogue: CatalogueDep,
     log.info("once-only %s items=%s on_file=%d must_submit=%d findings=%d",
              mask_identifier(code.code), body.items, res.on_file_count, res.must_submit_count,
              len(res.findings))
-    return to_response(res, snap.snapshot_id)
+    return to_response(res, snap.snapshot_id, access.store.grants_of(decision.client.department_code))

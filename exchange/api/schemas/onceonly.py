@@ -24,6 +24,8 @@ class OnFileOut(BaseModel):
     material_id: str | None = None
     digest: str | None = Field(default=None, description="sha256 of a material's file")
     verified_by: str | None = None
+    withheld: bool = Field(default=False, description="on file, but the caller's department holds no grant "
+                                                      "for this type: licence id and number withheld")
     licence_type: str
     licence_type_code: str
     cert_number: str
