@@ -211,3 +211,32 @@ def test_status_route_reports_pending_and_failed_seals(layout, keys):
         seal_due(store, layout, None, at=DAY1 + dt.timedelta(days=1))
         body = http.get("/api/v1/usage-log/status").json()
         assert body["last_sealed_day"] == "2026-11-10" and body["failed_attempts"] == [] and body["unsealed_days"] == []
+
+
+def test_tampering_in_the_live_store_is_detected(layout, keys, monkeypatch):
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from exchange.cli import app
+
+    store = open_store(layout)
+    for i in range(5):
+        store.append_log({"n": i, "decision": "denied"}, at=DAY1)
+    assert verify_store_chain(store).intact
+    db = sqlite3.connect(layout.service / "service.sqlite")
+    db.execute("UPDATE usage_log SET record = replace(record, 'denied', 'granted') WHERE seq = 3")
+    db.commit()
+    report = verify_store_chain(store)
+    assert report.first_broken.seq == 3 and "edited" in report.first_broken.reason
+    db.execute("DELETE FROM usage_log WHERE seq = 2")
+    db.commit()
+    assert verify_store_chain(store).first_broken.seq == 2
+    db.close()
+    from certificates import publish_trust
+    from certificates.pki import Keyring
+
+    publish_trust(Keyring.load_or_create(layout, at=DAY1), layout.trust)
+    monkeypatch.setenv("ONEWINDOW_DATA_DIR", str(layout.root))
+    out = CliRunner().invoke(app, ["audit", "verify-log", "--store"])
+    assert out.exit_code == 1 and "seq=2" in out.output, out.output
