@@ -67,6 +67,32 @@ def bench_sign() -> dict[str, dict]:
 
 
 
+def _size_label(n: int) -> str:
+    return f"{n // 1_000_000}m" if n % 1_000_000 == 0 else str(n)
+
+
+def bench_validate(workdir: Path, console: Console | None = None,
+                   sizes: tuple[int, ...] = (1_000_000, 5_000_000)) -> dict[str, dict]:
+    """Population suite: check_batch (GX in DuckDB + split) vs one hand-written DuckDB query; GX pandas engine at the first size."""
+    from quality.bench import bench_validate as validate_rate, bench_validate_pandas
+
+    figures: dict[str, dict] = {}
+    for i, n in enumerate(sizes):
+        label, where = _size_label(n), workdir / f"validate-{n}"
+        if console:
+            console.log(f"validating {n:,} generated person rows …")
+        ours = validate_rate(n, where)
+        anchor = f"sql_anchor_rows_per_s_{label}"
+        figures[f"validate_rows_per_s_{label}"] = _figure(ours["validate_rows_per_s"], "rows/s", anchor,
+                                                          ours["sql_anchor_rows_per_s"])
+        if i == 0:  # same generated file, same run
+            pandas = bench_validate_pandas(n, where)
+            figures[f"validate_pandas_rows_per_s_{label}"] = _figure(pandas["rows_per_s"], "rows/s", anchor,
+                                                                     ours["sql_anchor_rows_per_s"])
+        shutil.rmtree(where, ignore_errors=True)
+    return figures
+
+
 def run_benchmarks(*, persons: int, only: list[str] | None, as_json: bool, console: Console) -> dict:
     figures: dict[str, dict] = {}
     workdir = Path(tempfile.mkdtemp(prefix="onewindow-bench-"))
@@ -75,6 +101,7 @@ def run_benchmarks(*, persons: int, only: list[str] | None, as_json: bool, conso
         plan: list[tuple[str, Callable[[], dict[str, dict]]]] = [
             ("ingest", lambda: bench_ingest(persons, workdir, log)),
             ("sign", bench_sign),
+            ("validate", lambda: bench_validate(workdir, log)),
         ]
         for name, fn in plan:
             if only and name not in only:

@@ -149,14 +149,21 @@ def holder_code_type(col: str) -> Rule:
                 f"'持证主体代码类型 ' || {q} || ' 不是 GB/T 36903 代码类型'")
 
 
+def _try_date(col: str) -> str:
+    # Cheaper than ow_date; a malformed date is already an impossible_date error, so a
+    # validity warning never decides anything for such a row.
+    return f"TRY_CAST({_q(col)} AS DATE)"
+
+
 def id_card_validity(birth: str, issue: str, until: str) -> Rule:
     """居民身份证 validity by age at issue: <16 → 5 y, 16–25 → 10 y, 26–45 → 20 y, 46+ → 长期 (empty)."""
-    b, i, u = (f"ow_date({_q(c)})" for c in (birth, issue, until))
-    term = (f"(CASE WHEN {i} < {b} + INTERVAL 16 YEAR THEN 5 WHEN {i} < {b} + INTERVAL 26 YEAR THEN 10 "
-            f"WHEN {i} < {b} + INTERVAL 46 YEAR THEN 20 ELSE 0 END)")
-    predicate = (f"({b} IS NOT NULL AND {i} IS NOT NULL AND "
-                 f"((ow_blank({_q(until)}) AND {term} > 0) OR "
-                 f"({u} >= {i} AND ({term} = 0 OR {u} <> {i} + to_years({term})))))")
+    b, i, u = (_try_date(c) for c in (birth, issue, until))
+    blank = f"ow_blank({_q(until)})"
+    bands = " ".join(f"WHEN {i} < {b} + INTERVAL {age} YEAR THEN {blank} OR {u} <> {i} + INTERVAL {term} YEAR"
+                     for age, term in ((16, 5), (26, 10), (46, 20)))
+    # one CASE: each row evaluates only its own age band; end-before-start is an error of its own
+    predicate = (f"({b} IS NOT NULL AND {i} IS NOT NULL AND NOT coalesce({u} < {i}, false) AND "
+                 f"CASE {bands} ELSE {u} IS NOT NULL END)")
     return Rule("validity_term", until, "warning", predicate,
                 f"'居民身份证有效期与签发时年龄段不符（<16 岁 5 年，16–25 岁 10 年，26–45 岁 20 年，"
                 f"46 岁以上长期）：签发 ' || {_q(issue)} || '，有效期至 ' || "
@@ -165,7 +172,7 @@ def id_card_validity(birth: str, issue: str, until: str) -> Rule:
 
 def fixed_term(start: str, end: str, years: int, licence: str) -> Rule:
     """A fixed-term licence: valid until start + ``years`` years − 1 day."""
-    s, e = f"ow_date({_q(start)})", f"ow_date({_q(end)})"
+    s, e = _try_date(start), _try_date(end)
     return Rule("validity_term", end, "warning",
                 f"({e} >= {s} AND {e} <> {s} + INTERVAL {years} YEAR - INTERVAL 1 DAY)",
                 f"'{licence}有效期应为 {years} 年：' || {_q(start)} || ' 至 ' || {_q(end)}")
