@@ -163,18 +163,20 @@ class PayloadEncoder:
                 self._prefix[key] = None
         return self._prefix[key]
 
-    def encode(self, row: Mapping[str, Any], *, version: int = 1,
-               supersedes: str | None = None) -> tuple[str, str, bytes]:
+    def encode(self, row: Mapping[str, Any], *, version: int = 1, supersedes: str | None = None,
+               credential_status: tuple[str, int] | None = None) -> tuple[str, str, bytes]:
         """``(licence_id, base_id, canonical payload bytes)`` for a library row."""
-        fast = None if supersedes is not None else self._fast(row, version)
+        fast = None if supersedes is not None else self._fast(row, version, credential_status)
         if fast is not None:
             return fast
         payload = build_payload(row, version=version, supersedes=supersedes,
-                                at=dt.datetime.fromisoformat(self.issued_at))
+                                at=dt.datetime.fromisoformat(self.issued_at),
+                                credential_status=credential_status)
         lid = payload["licence_id"]
         return lid, lid.rsplit(".", 2)[0], canonical_json(payload)
 
-    def _fast(self, row: Mapping[str, Any], version: int) -> tuple[str, str, bytes] | None:
+    def _fast(self, row: Mapping[str, Any], version: int,
+              credential_status: tuple[str, int] | None = None) -> tuple[str, str, bytes] | None:
         g = row.get
         try:
             cert_key = g("cert_key").strip()
@@ -230,8 +232,15 @@ class PayloadEncoder:
         if issuer_json is None:
             issuer_json = self._issuer[ikey] = canonical_json(
                 {"code": issuer_code, "name": issuer_name}).decode("utf-8")
+        if credential_status is None:
+            status_ref = ""
+        elif type(credential_status[1]) is int and type(credential_status[0]) is str:
+            status_ref = (f'"credential_status":{{"index":{credential_status[1]},'
+                          f'"list":{_encode_str(credential_status[0])},"purpose":"message"}},')
+        else:
+            return None
         text = (
-            f'{{"definer":{self._definer(type_code)},"division_code":{_encode_str(issuer_code[2:8])},'
+            f'{{{status_ref}"definer":{self._definer(type_code)},"division_code":{_encode_str(issuer_code[2:8])},'
             f'"extension":{ext_json},"format":"{FORMAT}","holder":{{"code":{_encode_str(holder_code)},'
             f'"code_type":{_encode_str(code_type)},"name":{_encode_str(holder_name)}}},'
             f'"issue_date":"{issue_date.isoformat()}","issued_at":"{self.issued_at}",'

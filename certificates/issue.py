@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ class Job:
     columns: tuple[list[Any], ...]
     versions: list[int]
     supersedes: list[str | None]
+    status_refs: list[tuple[str, int] | None] | None = None  # status list entry per row
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,10 @@ def run_job(job: Job, mode: str, at: dt.datetime, keys: dict[str, Ed25519Private
     key = (keys or _KEYS)[job.kid]
     enc = PayloadEncoder(at=at)
     ids, bases, payloads = [], [], []
-    for values, version, prev in zip(zip(*job.columns), job.versions, job.supersedes):
-        lid, base, data = enc.encode(dict(zip(ROW_COLUMNS, values)), version=version, supersedes=prev)
+    refs = job.status_refs or [None] * len(job.versions)
+    for values, version, prev, ref in zip(zip(*job.columns), job.versions, job.supersedes, refs):
+        lid, base, data = enc.encode(dict(zip(ROW_COLUMNS, values)), version=version, supersedes=prev,
+                                     credential_status=ref)
         ids.append(lid)
         bases.append(base)
         payloads.append(data)
@@ -87,7 +91,8 @@ def _run(args: tuple[Job, str, dt.datetime]) -> JobResult:
 
 
 def make_jobs(columns: dict[str, Sequence[Any]], versions: Sequence[int], supersedes: Sequence[str | None],
-              kids: Sequence[str], *, prefix: str, batch_size: int) -> list[Job]:
+              kids: Sequence[str], *, prefix: str, batch_size: int,
+              status_refs: Sequence[tuple[str, int] | None] | None = None) -> list[Job]:
     """Split rows into jobs: grouped by signing key, at most ``batch_size`` rows each."""
     if not 1 <= batch_size <= MAX_BATCH:
         raise ValueError(f"batch_size must be 1..{MAX_BATCH}")
@@ -101,7 +106,8 @@ def make_jobs(columns: dict[str, Sequence[Any]], versions: Sequence[int], supers
             part = idx[start:start + batch_size]
             cols = tuple([columns[c][i] for i in part] for c in ROW_COLUMNS)
             jobs.append(Job(f"{prefix}-{kid[:8]}-{len(jobs):05d}", kid, cols,
-                            [versions[i] for i in part], [supersedes[i] for i in part]))
+                            [versions[i] for i in part], [supersedes[i] for i in part],
+                            None if status_refs is None else [status_refs[i] for i in part]))
     return jobs
 
 
@@ -121,5 +127,6 @@ def run_jobs(jobs: Sequence[Job], keys: dict[str, Ed25519PrivateKey], *, mode: s
     # forkserver: the caller may hold DuckDB threads, which fork() must not copy
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["certificates.issue"])
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(raw,)) as pool:
-        yield from pool.imap(_run, [(job, mode, at) for job in jobs])
+    # an executor, not a Pool: a worker that dies raises BrokenProcessPool instead of respawning forever
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(raw,)) as pool:
+        yield from pool.map(_run, [(job, mode, at) for job in jobs])

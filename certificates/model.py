@@ -19,6 +19,7 @@ GB/T 36903 element name (dotted paths for nested members)::
     status                      证照状态 (01 valid … 07 withdrawn)
     supersedes                  被替代证照标识 (previous version, or null)
     issued_at                   签发时间 (ISO 8601 with offset)
+    credential_status           证照状态列表条目 (hub addition, optional: {list, index, purpose})
 """
 
 from __future__ import annotations
@@ -122,8 +123,12 @@ def _extension(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_payload(row: Mapping[str, Any], *, version: int = 1, supersedes: str | None = None,
-                  at: dt.datetime) -> dict[str, Any]:
-    """The GB/T 36903 payload of a library certificate row (see the module docstring)."""
+                  at: dt.datetime, credential_status: tuple[str, int] | None = None) -> dict[str, Any]:
+    """The GB/T 36903 payload of a library certificate row (see the module docstring).
+
+    ``credential_status`` ``(list id, index)`` adds the licence's status list entry
+    (:mod:`certificates.statuslist`) as ``credential_status``.
+    """
     cert_key = _required(row, "cert_key")
     type_code = _required(row, "licence_type_code")
     issuer_code = _required(row, "issuer_code")
@@ -159,7 +164,10 @@ def build_payload(row: Mapping[str, Any], *, version: int = 1, supersedes: str |
         licence_id = make_identifier(type_code, issuer_code, serial, version)
     except IdentifierError as exc:
         raise LicenceDataError(cert_key, "licence_type_code/issuer_code", exc.reason) from exc
-    return {
+    payload: dict[str, Any] = {} if credential_status is None else {
+        "credential_status": {"list": credential_status[0], "index": credential_status[1],
+                              "purpose": "message"}}
+    return payload | {
         "format": FORMAT,
         "licence_id": licence_id,
         "name": _required(row, "licence_type_name"),

@@ -19,7 +19,7 @@ Order of checks (the first failure decides the outcome):
    (detail ``issuer_mismatch``);
 6. issuer certificate (and root) valid at ``at`` → ``ISSUER_CERT_EXPIRED`` /
    ``ISSUER_CERT_NOT_YET_VALID``;
-7. status — from ``status_lookup`` when given, else the status signed in the
+7. status — from ``status_lookup`` or ``status_source`` (status lists) when given, else the status signed in the
    payload: 02 → ``SUSPENDED``; 03 撤销 / 04 注销 / 07 吊销 → ``REVOKED``; 05 →
    ``EXPIRED``; the lookup raising :class:`StatusUnavailable`, answering None
    (licence unknown to the status service) or an unknown code → ``STATUS_UNAVAILABLE``;
@@ -37,7 +37,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 
@@ -51,6 +51,10 @@ from certificates.signing import ALG, TOKEN_TYPE, TOKEN_VERSION, canonical_json
 from certificates.trust import TrustStore
 
 StatusLookup = Callable[[str], "str | None"]
+
+
+class StatusSource(Protocol):
+    def status_of(self, payload: dict[str, Any], at: dt.datetime) -> str | None: ...
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
@@ -157,8 +161,14 @@ def _batch_statement(parts: list[str], header: dict[str, Any],
 
 
 def verify_licence(token: str, trust: TrustStore, *, at: dt.datetime,
-                   status_lookup: StatusLookup | None = None) -> Verification:
-    """Verify a licence token against ``trust`` at the moment ``at``."""
+                   status_lookup: StatusLookup | None = None,
+                   status_source: StatusSource | None = None) -> Verification:
+    """Verify a licence token against ``trust`` at the moment ``at``.
+
+    Status comes from ``status_lookup(licence_id)`` (the library), else from
+    ``status_source.status_of(payload, at)`` (published status lists,
+    :class:`certificates.statuslist.StatusLists`), else from the signed payload.
+    """
     at = aware(at)
     if not isinstance(token, str):
         return _malformed("not_a_string")
@@ -237,9 +247,10 @@ def verify_licence(token: str, trust: TrustStore, *, at: dt.datetime,
         return Verification(Outcome.ISSUER_CERT_NOT_YET_VALID,
                             REASON_ZH[Outcome.ISSUER_CERT_NOT_YET_VALID], **common)
 
-    if status_lookup is not None:
+    if status_lookup is not None or status_source is not None:
         try:
-            status = status_lookup(licence_id)
+            status = status_lookup(licence_id) if status_lookup is not None \
+                else status_source.status_of(payload, at)  # type: ignore[union-attr]
         except StatusUnavailable as exc:
             return Verification(Outcome.STATUS_UNAVAILABLE, REASON_ZH[Outcome.STATUS_UNAVAILABLE],
                                 detail=f"lookup_failed: {exc.reason}", **common)

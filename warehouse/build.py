@@ -26,7 +26,9 @@ ENV_MODE = "ONEWINDOW_LICENCE_MODE"
 ENV_BATCH_SIZE = "ONEWINDOW_LICENCE_BATCH_SIZE"
 
 LICENCE_COLUMNS = ("licence_id", "base_id", "cert_key", "version", "token", "issued_at", "supersedes",
-                   "issuer_code", "licence_type_code", "holder_code", "mode", "batch_id")
+                   "issuer_code", "licence_type_code", "holder_code", "mode", "batch_id", "status_list",
+                   "status_index")
+ENV_STATUS_VALIDITY = "ONEWINDOW_STATUS_VALIDITY_HOURS"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode
     with writer_lock(layout.library):
         con = open_library(layout)
         try:
+            assigner = _StatusAssigner(con)
             pending = con.execute(f"""
                 SELECT {', '.join('c.' + c for c in ROW_COLUMNS)}, c.version,
                        prev.licence_id AS prev_licence_id
@@ -69,10 +72,12 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode
                 part = pending.slice(offset, chunk)
                 cols = {c: part.column(c).to_pylist() for c in part.column_names}
                 kids = [keyring.issuer(code).kid for code in cols["issuer_code"]]
+                refs = assigner.assign(cols["issuer_code"])
                 keys = {keyring.issuer(code).kid: keyring.issuer(code).private_key
                         for code in set(cols["issuer_code"])}
                 jobs = make_jobs(cols, cols["version"], cols["prev_licence_id"], kids,
-                                 prefix=f"{stamp}-{offset // chunk:04d}", batch_size=batch_size)
+                                 prefix=f"{stamp}-{offset // chunk:04d}", batch_size=batch_size,
+                                 status_refs=refs)
                 out: dict[str, list] = {k: [] for k in LICENCE_COLUMNS}
                 batches: dict[str, list] = {k: [] for k in ("batch_id", "issuer_code", "kid", "size", "root",
                                                             "root_jws", "issued_at")}
@@ -91,6 +96,8 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode
                     out["holder_code"] += holders
                     out["mode"] += [mode] * n
                     out["batch_id"] += [result.batch_id if mode == "batch" else None] * n
+                    out["status_list"] += [r[0] for r in job.status_refs or ()]
+                    out["status_index"] += [r[1] for r in job.status_refs or ()]
                     reissued += sum(1 for p in job.supersedes if p)
                     issued += sum(1 for p in job.supersedes if not p)
                     if mode == "batch":
@@ -98,7 +105,9 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode
                                      ("kid", job.kid), ("size", n), ("root", result.root),
                                      ("root_jws", result.root_jws), ("issued_at", issued_at)):
                             batches[k].append(v)
-                new = pa.table(out)
+                new = pa.table(out, schema=pa.schema([
+                    (c, pa.int32() if c in ("version", "status_index") else
+                     pa.timestamp("us") if c == "issued_at" else pa.string()) for c in LICENCE_COLUMNS]))
                 new_batches = pa.table(batches, schema=pa.schema([
                     ("batch_id", pa.string()), ("issuer_code", pa.string()), ("kid", pa.string()),
                     ("size", pa.int32()), ("root", pa.string()), ("root_jws", pa.string()),
@@ -110,10 +119,82 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode
                 con.execute("DELETE FROM licences WHERE licence_id IN (SELECT licence_id FROM new_licences)")
                 con.execute(f"INSERT INTO licences ({cols_sql}) SELECT {cols_sql} FROM new_licences")
                 con.execute("INSERT OR REPLACE INTO licence_batches SELECT * FROM new_batches")
+                assigner.save(con)
                 con.unregister("new_licences")
                 con.unregister("new_batches")
                 con.execute("COMMIT")
             total = con.execute("SELECT count(*) FROM licences").fetchone()[0]
+            publish_status_lists(con, keyring, layout, at=at)
         finally:
             con.close()
     return BuildResult(issued, reissued, total)
+
+
+class _StatusAssigner:
+    """Hands out status list entries per issuer, in each list's seeded random order."""
+
+    def __init__(self, con) -> None:
+        from certificates.statuslist import LIST_SIZE
+
+        self.size = LIST_SIZE
+        self.lists: dict[str, list] = {}  # list_id -> [issuer_code, seed, used]
+        for list_id, issuer, seed, used in con.execute(
+                "SELECT list_id, issuer_code, seed, used FROM status_lists ORDER BY list_id").fetchall():
+            self.lists[list_id] = [issuer, seed, used]
+        self._orders: dict[str, list[int]] = {}
+
+    def _open_list(self, issuer: str) -> str:
+        import secrets
+
+        mine = sorted(k for k, v in self.lists.items() if v[0] == issuer)
+        if mine and self.lists[mine[-1]][2] < self.size:
+            return mine[-1]
+        list_id = f"{issuer}-{len(mine) + 1:04d}"
+        self.lists[list_id] = [issuer, secrets.token_hex(16), 0]
+        return list_id
+
+    def assign(self, issuers: list[str]) -> list[tuple[str, int]]:
+        from certificates.statuslist import index_order
+
+        out = []
+        for issuer in issuers:
+            list_id = self._open_list(issuer)
+            entry = self.lists[list_id]
+            order = self._orders.get(list_id)
+            if order is None:
+                order = self._orders[list_id] = index_order(entry[1], self.size)
+            out.append((list_id, order[entry[2]]))
+            entry[2] += 1
+        return out
+
+    def save(self, con) -> None:
+        for list_id, (issuer, seed, used) in self.lists.items():
+            con.execute("""INSERT INTO status_lists (list_id, issuer_code, seed, used) VALUES (?, ?, ?, ?)
+                           ON CONFLICT (list_id) DO UPDATE SET used = excluded.used""",
+                        [list_id, issuer, seed, used])
+
+
+def publish_status_lists(con, keyring, layout: Layout, *, at: dt.datetime) -> int:
+    """Sign every status list from the certificates' current status and publish it under
+    ``<data-dir>/status`` (and in ``status_lists``); returns how many lists were written."""
+    from certificates.statuslist import DEFAULT_VALIDITY, sign_status_list, write_list
+
+    hours = os.environ.get(ENV_STATUS_VALIDITY)
+    validity = dt.timedelta(hours=float(hours)) if hours else DEFAULT_VALIDITY
+    entries: dict[str, dict[int, str]] = {}
+    for list_id, index, status in con.execute("""
+            SELECT l.status_list, l.status_index, c.status FROM licences l
+            JOIN certificates c ON c.cert_key = l.cert_key
+            WHERE l.status_list IS NOT NULL""").fetchall():
+        entries.setdefault(list_id, {})[index] = status
+    lists = con.execute("SELECT list_id, issuer_code FROM status_lists ORDER BY list_id").fetchall()
+    valid_from = at.astimezone(CST).replace(tzinfo=None)
+    for list_id, issuer_code in lists:
+        issuer = keyring.issuer(issuer_code)
+        token = sign_status_list(list_id=list_id, issuer_code=issuer_code, kid=issuer.kid,
+                                 private_key=issuer.private_key, statuses=entries.get(list_id, {}), at=at,
+                                 validity=validity)
+        con.execute("UPDATE status_lists SET token = ?, valid_from = ?, valid_until = ? WHERE list_id = ?",
+                    [token, valid_from, valid_from + validity, list_id])
+        write_list(layout.root / "status", list_id, token)
+    return len(lists)

@@ -137,6 +137,20 @@ MIGRATIONS: tuple[str, ...] = (
         interval VARCHAR NOT NULL         -- the interval the record last changed in
     );
     """,
+    # 4: status lists (certificates.statuslist): each licence's entry, and each list's seed and fill
+    """
+    ALTER TABLE licences ADD COLUMN status_list VARCHAR;
+    ALTER TABLE licences ADD COLUMN status_index INTEGER;
+    CREATE TABLE status_lists (
+        list_id VARCHAR PRIMARY KEY,
+        issuer_code VARCHAR NOT NULL,
+        seed VARCHAR NOT NULL,            -- secret: orders the random index assignment
+        used INTEGER NOT NULL,            -- entries handed out so far
+        token VARCHAR,                    -- the last signed list (compact JWS)
+        valid_from TIMESTAMP,
+        valid_until TIMESTAMP
+    );
+    """,
 )
 
 

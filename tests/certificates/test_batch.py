@@ -192,3 +192,12 @@ def test_batch_tokens_carry_status_and_validity_like_single_ones(keyring, trust)
     codes = [verify_licence(t, trust, at=CHECK_AT).code for t in signed.tokens]
     assert codes == ["suspended", "revoked", "expired"]
     assert T0 < CHECK_AT
+
+
+@settings(max_examples=40, deadline=None)
+@given(index=st.integers(0, 131_071), list_id=st.text(min_size=1, max_size=30))
+def test_encoder_with_a_status_list_entry_equals_build_payload(index, list_id):
+    row = _row(4)
+    ref = (list_id, index)
+    _, _, data = PayloadEncoder(at=AT).encode(row, credential_status=ref)
+    assert data == canonical_json(build_payload(row, at=AT, credential_status=ref))

@@ -1,0 +1,139 @@
+"""Status lists (W3C Bitstring Status List style): encoding, signature, tamper, validity, build flow."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+
+import pytest
+
+from certificates.statuslist import (LIST_SIZE, StatusList, StatusListError, StatusLists, encode_list,
+                                     index_order, sign_status_list)
+from certificates.signing import b64url
+from tests.certificates.factories import make_cert_row
+
+AT = dt.datetime(2026, 11, 2, 10, tzinfo=dt.timezone.utc)
+CHECK_AT = dt.datetime(2026, 11, 3, 12, tzinfo=dt.timezone.utc)
+
+
+def _signed(keyring, statuses, at=AT, list_id=None):
+    issuer = keyring.issuer("scjg")
+    return sign_status_list(list_id=list_id or f"{issuer.code}-0001", issuer_code=issuer.code, kid=issuer.kid,
+                            private_key=issuer.private_key, statuses=statuses, at=at)
+
+
+def test_encoding_is_the_w3c_bit_order_and_round_trips():
+    encoded = encode_list({0: "02", 1: "07", 131_071: "03"})
+    assert encoded.startswith("u")
+    import base64
+
+    bits = gzip.decompress(base64.urlsafe_b64decode(encoded[1:] + "=="))
+    assert len(bits) * 8 == LIST_SIZE * 4 and bits[0] == 0x27 and bits[-1] == 0x03 and not any(bits[1:-1])
+
+
+def test_index_order_is_a_seeded_permutation_that_scatters_neighbours():
+    a, b = index_order("seed-a"), index_order("seed-b")
+    assert sorted(a) == list(range(LIST_SIZE)) and a == index_order("seed-a") and a != b
+    gaps = [abs(x - y) for x, y in zip(a[:1000], a[1:1001])]
+    assert sum(g == 1 for g in gaps) < 5 and sorted(gaps)[500] > 1000
+
+
+def test_a_signed_list_answers_per_entry_inside_its_window(keyring, trust):
+    token = _signed(keyring, {5: "01", 77: "02", 900: "03"})
+    lists = StatusLists([StatusList.verify(token, trust)])
+    issuer = keyring.issuer("scjg")
+    pay = lambda i: {"licence_id": "x", "issuer": {"code": issuer.code},  # noqa: E731
+                     "credential_status": {"list": f"{issuer.code}-0001", "index": i, "purpose": "message"}}
+    assert [lists.status_of(pay(i), CHECK_AT) for i in (5, 77, 900, 6)] == ["01", "02", "03", None]
+    from certificates import StatusUnavailable
+
+    with pytest.raises(StatusUnavailable, match="validity window"):
+        lists.status_of(pay(5), AT + dt.timedelta(days=3))
+    with pytest.raises(StatusUnavailable, match="not cached"):
+        lists.status_of({**pay(5), "credential_status": {"list": "other", "index": 5}}, CHECK_AT)
+
+
+def test_flipping_any_byte_of_a_status_list_is_detected(keyring, trust):
+    token = _signed(keyring, {5: "01", 77: "02"})
+    assert StatusList.verify(token, trust).status(77) == "02"
+    for pos in range(len(token)):
+        ch = token[pos]
+        bad = token[:pos] + ("A" if ch != "A" else "B") + token[pos + 1:]
+        with pytest.raises(StatusListError):
+            StatusList.verify(bad, trust)
+
+
+def test_a_list_signed_by_an_unknown_key_is_refused(trust):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from certificates.trust import jwk_thumbprint
+
+    key = Ed25519PrivateKey.generate()
+    token = sign_status_list(list_id="rogue", issuer_code="113301000024962067", kid=jwk_thumbprint(key.public_key()),
+                             private_key=key, statuses={1: "01"}, at=AT)
+    with pytest.raises(StatusListError, match="does not know"):
+        StatusList.verify(token, trust)
+    assert b64url(b"x")  # the helper used to build lists is the same base64url
+
+
+def test_the_build_publishes_lists_from_the_certificates_status_and_verify_reads_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("ONEWINDOW_ENV", "development")
+    from certificates import TrustStore, verify_licence
+    from tests.pipeline_helpers import query
+    from tests.warehouse.test_build import _library
+    from warehouse.build import issue_pending
+    from warehouse.load import open_library
+
+    layout = _library(tmp_path, 12, statuses=("01", "02", "03", "04", "07", "01"))
+    issue_pending(layout, at=AT)
+    trust = TrustStore.from_dir(layout.trust)
+    rows = query(layout.library, "SELECT l.token, c.status, l.status_index FROM licences l "
+                                 "JOIN certificates c USING (cert_key) ORDER BY l.licence_id")
+    expected = {"01": "valid", "02": "suspended", "03": "revoked", "04": "revoked", "07": "revoked"}
+    lists = StatusLists.from_dir(layout.root / "status", trust)
+    indices = [r[2] for r in rows]
+    assert len(set(indices)) == 12 and max(indices) - min(indices) > 1000  # random, not consecutive
+    for token, status, _ in rows:
+        assert verify_licence(token, trust, at=CHECK_AT, status_source=lists).code == expected[status]
+    # a revocation in department data flows into the next build's list; the licence is not reissued
+    con = open_library(layout)
+    valid_key = con.execute("SELECT min(cert_key) FROM certificates WHERE status = '01'").fetchone()[0]
+    con.execute("UPDATE certificates SET status = '03' WHERE cert_key = ?", [valid_key])
+    con.close()
+    again = issue_pending(layout, at=AT + dt.timedelta(hours=1))
+    assert again.issued == 0 and again.licences_total == 12
+    token = query(layout.library, "SELECT token FROM licences WHERE cert_key = ?", [valid_key])[0][0]
+    fresh = StatusLists.from_dir(layout.root / "status", trust)
+    assert verify_licence(token, trust, at=CHECK_AT, status_source=fresh).code == "revoked"
+    assert verify_licence(token, trust, at=CHECK_AT, status_source=lists).code == "valid"  # the old cache
+    # an expired cached list: status unavailable, never "valid"
+    late = AT + dt.timedelta(days=5)
+    result = verify_licence(token, trust, at=late, status_source=fresh)
+    assert result.code == "status_unavailable" and "validity window" in result.detail
+    assert json.loads(json.dumps(result.payload))["credential_status"]["purpose"] == "message"
+
+
+def test_the_service_publishes_lists_jwks_and_trust_bundle(tmp_path, monkeypatch):
+    monkeypatch.setenv("ONEWINDOW_ENV", "development")
+    from fastapi.testclient import TestClient
+
+    from certificates import TrustStore
+    from exchange.api.main import create_app
+    from tests.warehouse.test_build import _library
+    from warehouse.build import issue_pending
+
+    layout = _library(tmp_path, 3)
+    issue_pending(layout, at=AT)
+    trust = TrustStore.from_dir(layout.trust)
+    with TestClient(create_app(layout, watch_interval=None)) as client:
+        jwks = client.get("/.well-known/jwks.json")
+        assert jwks.status_code == 200 and {k["kid"] for k in jwks.json()["keys"]} == set(trust.issuers)
+        pem = client.get("/.well-known/onewindow-trust.pem")
+        assert pem.status_code == 200 and pem.text == (layout.trust / "bundle.pem").read_text()
+        [path] = sorted((layout.root / "status").glob("*.jws"))
+        got = client.get(f"/status/lists/{path.stem}")
+        assert got.status_code == 200 and "max-age" in got.headers["cache-control"]
+        assert StatusList.verify(got.text, trust).list_id == path.stem
+        assert client.get("/status/lists/113301000024962067-9999").status_code == 404
+        assert client.get("/status/lists/..%2Fkeys").status_code == 404
