@@ -11,12 +11,17 @@ import re
 import shutil
 import subprocess
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from certificates.exceptions import OpenSSLUnavailable
+
+if TYPE_CHECKING:
+    from certificates.pki import Keyring
 from certificates.identifiers import make_identifier
 from certificates.model import FORMAT
 from certificates.pki import IssuerKey
@@ -83,6 +88,11 @@ def bench_sign(n: int = 5000, *, repeat: int = 3) -> float:
 
 def openssl_ed25519_sign_rate(seconds: int = 2) -> float:
     """Ed25519 sign/s reported by ``openssl speed -seconds N ed25519``."""
+    return openssl_ed25519_rates(seconds)[0]
+
+
+def openssl_ed25519_rates(seconds: int = 2) -> tuple[float, float]:
+    """(sign/s, verify/s) reported by ``openssl speed -seconds N ed25519``."""
     cmd = ["openssl", "speed", "-seconds", str(seconds), "ed25519"]
     if shutil.which("openssl") is None:
         raise OpenSSLUnavailable(cmd, "openssl is not on PATH")
@@ -96,7 +106,124 @@ def openssl_ed25519_sign_rate(seconds: int = 2) -> float:
     match = re.search(r"\(Ed25519\)\s+\S+s\s+\S+s\s+([\d.]+)\s+([\d.]+)", proc.stdout)
     if not match:
         raise OpenSSLUnavailable(cmd, "could not find the Ed25519 sign/s column in its output")
-    return float(match.group(1))
+    return float(match.group(1)), float(match.group(2))
+
+
+def library_rows(n: int, *, start: int = 0) -> dict[str, list]:
+    """``n`` library-like ``certificates`` rows as columns (``certificates.issue.ROW_COLUMNS``),
+    as DuckDB hands them to the build: dates as ``date``, the extension as JSON text.
+    Food licences of 杭州 (scjg) and property certificates (zrzy), every row different."""
+    from certificates.issue import ROW_COLUMNS
+
+    reg = load_registry()
+    food, prop = reg.licence_type("food_licence"), reg.licence_type("property")
+    cols: dict[str, list] = {c: [] for c in ROW_COLUMNS}
+    issued, start_date, until = dt.date(2026, 3, 1), dt.date(2026, 3, 1), dt.date(2031, 2, 28)
+    for i in range(start, start + n):
+        lt = food if i % 3 else prop
+        holder = f"913301{i % 1000:03d}MA27XL0E2Y"[:18]
+        number = f"JY1330106{i:08d}"
+        ext = (f'{{"address":"杭州市西湖区文三路{i % 500}号","business_scope":"热食类食品制售；冷食类食品制售"}}'
+               if i % 3 else f'{{"area_m2":{80 + i % 90},"land_use":"住宅","parcel_no":"330106{i:09d}"}}')
+        for c, v in (("cert_key", f"{lt.code}:{number}:{holder}"), ("licence_type_code", lt.code),
+                     ("licence_type_name", lt.name), ("cert_number", number), ("holder_code", holder),
+                     ("holder_code_type", "001"), ("holder_name", f"杭州第{i}号餐饮管理有限公司"),
+                     ("issuer_name", lt.issuer.name), ("issuer_code", lt.issuer.code),
+                     ("issue_date", issued), ("valid_from", start_date),
+                     ("valid_until", until if i % 3 else None), ("status", "01"), ("extension", ext)):
+            cols[c].append(v)
+    return cols
+
+
+def bench_keyring(workdir: Path) -> "Keyring":
+    """A real hub keyring (root + one issuer per department) under ``workdir``, with a random passphrase."""
+    import os
+
+    from certificates.pki import Keyring
+    from warehouse.datadir import Layout
+
+    at = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    return Keyring.load_or_create(Layout(workdir / "bench-keys"), at=at, passphrase=os.urandom(16).hex().encode())
+
+
+def bench_issue(n: int, *, keyring: "Keyring", mode: str, workdir: Path, workers: int | None = None,
+                batch_size: int = 4096) -> tuple[float, list[str]]:
+    """Licences/s end to end from library rows: payload, identifier, canonical JSON, signature
+    or Merkle proof, and the ``licences`` rows stored in a DuckDB library. Returns the rate and
+    the tokens (for the verify benchmark)."""
+    import pyarrow as pa
+
+    from certificates.issue import make_jobs, run_jobs
+    from warehouse.duck import connect
+    from warehouse.schema import migrate
+
+    kid_of = {i.code: i.kid for i in keyring.issuers.values()}
+    by_kid = {i.kid: i.private_key for i in keyring.issuers.values()}
+    cols = library_rows(n)
+    at = dt.datetime(2026, 11, 2, 10, tzinfo=dt.timezone.utc)
+    issued_at = dt.datetime(2026, 11, 2, 18)
+    con = connect(workdir / f"bench-{mode}.duckdb")
+    migrate(con)
+    start = time.perf_counter()
+    kids = [kid_of[c] for c in cols["issuer_code"]]
+    jobs = make_jobs(cols, [1] * n, [None] * n, kids, prefix="bench", batch_size=batch_size)
+    tokens: list[str] = []
+    ids: list[str] = []
+    bases: list[str] = []
+    batch_ids: list[str | None] = []
+    for result in run_jobs(jobs, by_kid, mode=mode, at=at, workers=workers):
+        tokens += result.tokens
+        ids += result.licence_ids
+        bases += result.base_ids
+        batch_ids += [result.batch_id if mode == "batch" else None] * len(result.tokens)
+    if len(tokens) != n:
+        raise RuntimeError(f"issued {len(tokens)} licences, expected {n}")
+    table = pa.table({"licence_id": ids, "base_id": bases,
+                      "cert_key": [k for job in jobs for k in job.columns[0]],
+                      "version": pa.array([1] * n, pa.int32()), "token": tokens,
+                      "issued_at": pa.array([issued_at] * n, pa.timestamp("us")),
+                      "supersedes": pa.array([None] * n, pa.string()),
+                      "issuer_code": [k for job in jobs for k in job.columns[8]],
+                      "licence_type_code": [k for job in jobs for k in job.columns[1]],
+                      "holder_code": [k for job in jobs for k in job.columns[4]],
+                      "mode": [mode] * n, "batch_id": pa.array(batch_ids, pa.string())})
+    con.register("new_licences", table)
+    con.execute(f"INSERT INTO licences ({', '.join(table.column_names)}) SELECT * FROM new_licences")
+    elapsed = time.perf_counter() - start
+    stored = con.execute("SELECT count(*) FROM licences").fetchone()[0]
+    con.close()
+    if stored != n:
+        raise RuntimeError(f"stored {stored} licences, expected {n}")
+    return n / elapsed, tokens
+
+
+def sha256_rate(n: int) -> float:
+    """SHA-256 (hashlib) over the canonical payloads of the same ``n`` library rows, per second."""
+    import hashlib
+
+    from certificates.batch import PayloadEncoder
+    from certificates.issue import ROW_COLUMNS
+
+    cols = library_rows(n)
+    enc = PayloadEncoder(at=dt.datetime(2026, 11, 2, 10, tzinfo=dt.timezone.utc))
+    payloads = [enc.encode(dict(zip(ROW_COLUMNS, values)))[2] for values in zip(*cols.values())]
+    sha = hashlib.sha256
+    start = time.perf_counter()
+    for p in payloads:
+        sha(p).digest()
+    return n / (time.perf_counter() - start)
+
+
+def bench_verify(tokens: list[str], trust: object) -> float:
+    """verify_licence calls per second over ``tokens`` (all must verify)."""
+    from certificates.verify import verify_licence
+
+    at = dt.datetime(2026, 11, 3, 12, tzinfo=dt.timezone.utc)
+    start = time.perf_counter()
+    for token in tokens:
+        if not verify_licence(token, trust, at=at).ok:  # type: ignore[arg-type]
+            raise RuntimeError("a benchmark licence did not verify")
+    return len(tokens) / (time.perf_counter() - start)
 
 
 if __name__ == "__main__":

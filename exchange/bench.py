@@ -65,6 +65,27 @@ def bench_sign() -> dict[str, dict]:
     return {"sign_single_per_s": _figure(ours, "signatures/s", "openssl_ed25519_sign_per_s", anchor)}
 
 
+def bench_licences(workdir: Path, licences: int | None = None) -> dict[str, dict]:
+    """Licences issued end to end from library rows (batch and single mode) and verified, with anchors.
+
+    ``licences`` (default ``ONEWINDOW_BENCH_LICENCES`` or 1,000,000) rows go through payload,
+    identifier, canonical JSON, Merkle proof or signature, and a DuckDB ``licences`` insert.
+    Anchors: SHA-256 (hashlib) of the same payloads; ``openssl speed ed25519`` sign/s and verify/s.
+    """
+    from certificates.bench import (bench_issue, bench_keyring, bench_verify, openssl_ed25519_rates,
+                                    sha256_rate)
+
+    n = licences or int(os.environ.get("ONEWINDOW_BENCH_LICENCES", 1_000_000))
+    keyring = bench_keyring(workdir)
+    batch_rate, _ = bench_issue(n, keyring=keyring, mode="batch", workdir=workdir)
+    single_rate, tokens = bench_issue(n, keyring=keyring, mode="single", workdir=workdir)
+    verify_rate = bench_verify(tokens[:20_000], keyring.trust())
+    sign_anchor, verify_anchor = openssl_ed25519_rates()
+    return {"issue_batch_per_s": _figure(batch_rate, "licences/s", "sha256_same_payloads_per_s", sha256_rate(n)),
+            "issue_single_per_s": _figure(single_rate, "licences/s", "openssl_ed25519_sign_per_s", sign_anchor),
+            "verify_per_s": _figure(verify_rate, "verifications/s", "openssl_ed25519_verify_per_s", verify_anchor)}
+
+
 
 
 def _size_label(n: int) -> str:
@@ -101,6 +122,7 @@ def run_benchmarks(*, persons: int, only: list[str] | None, as_json: bool, conso
         plan: list[tuple[str, Callable[[], dict[str, dict]]]] = [
             ("ingest", lambda: bench_ingest(persons, workdir, log)),
             ("sign", bench_sign),
+            ("licences", lambda: bench_licences(workdir)),
             ("validate", lambda: bench_validate(workdir, log)),
         ]
         for name, fn in plan:

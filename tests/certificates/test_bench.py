@@ -25,3 +25,38 @@ def test_missing_openssl_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(OpenSSLUnavailable, match="install OpenSSL"):
         openssl_ed25519_sign_rate()
+
+
+@pytest.mark.parametrize("mode", ["batch", "single"])
+def test_bench_issue_stores_verifiable_licences(tmp_path, mode):
+    import datetime as dt
+
+    from certificates.bench import bench_issue, bench_keyring, bench_verify, library_rows, sha256_rate
+    from certificates.verify import verify_licence
+
+    keyring = bench_keyring(tmp_path)
+    rate, tokens = bench_issue(300, keyring=keyring, mode=mode, workdir=tmp_path)
+    assert rate > 0 and len(tokens) == 300 and len(set(tokens)) == 300
+    trust = keyring.trust()
+    at = dt.datetime(2026, 11, 3, 12, tzinfo=dt.timezone.utc)
+    assert {verify_licence(t, trust, at=at).code for t in tokens} == {"valid"}
+    assert bench_verify(tokens[:50], trust) > 0 and sha256_rate(300) > 0
+    assert len(set(library_rows(300)["cert_key"])) == 300
+
+
+def test_bench_verify_refuses_a_bad_token(tmp_path):
+    from certificates.bench import bench_issue, bench_keyring, bench_verify
+
+    keyring = bench_keyring(tmp_path)
+    _, tokens = bench_issue(5, keyring=keyring, mode="single", workdir=tmp_path)
+    with pytest.raises(RuntimeError):
+        bench_verify([tokens[0][:-3] + "AAA"], keyring.trust())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_openssl_rates_parse_sign_and_verify():
+    from certificates.bench import openssl_ed25519_rates
+
+    sign, verify = openssl_ed25519_rates(seconds=1)
+    assert sign > 100 and verify > 100
