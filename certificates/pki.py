@@ -28,6 +28,7 @@ does not squat on somebody's private enterprise number. ``.1`` under the arc mea
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,10 @@ ENV_PASSPHRASE = "ONEWINDOW_KEY_PASSPHRASE"
 ENV_MODE = "ONEWINDOW_ENV"
 #: Development passphrase: public on purpose, refused outside ONEWINDOW_ENV=development.
 DEV_PASSPHRASE = b"onewindow-development-passphrase-not-secret"
+
+ENV_WARN_DAYS = "ONEWINDOW_CERT_WARN_DAYS"
+DEFAULT_WARN_DAYS = 60
+log = logging.getLogger("certificates.pki")
 
 ROOT_VALIDITY = dt.timedelta(days=3652)   # ~10 years
 ISSUER_VALIDITY = dt.timedelta(days=730)  # 2 years
@@ -181,6 +186,9 @@ class Keyring:
 
     root_certificate: x509.Certificate
     issuers: dict[str, IssuerKey]  # by department key
+    #: Certificates of rotated-out issuer keys: still published, so licences they signed keep
+    #: verifying until the certificate expires; their private keys are gone.
+    retired: tuple[x509.Certificate, ...] = ()
 
     @classmethod
     def load_or_create(cls, layout: Layout, *, at: dt.datetime,
@@ -225,7 +233,8 @@ class Keyring:
             except (ValueError, TypeError, InvalidSignature) as exc:
                 raise KeyStoreError(cert_path, f"not issued by the hub root ({exc})") from exc
             issuers[dept.key] = IssuerKey(dept, key, cert, root, jwk_thumbprint(key.public_key()))
-        return cls(root, issuers)
+        retired = tuple(_load_cert(p) for p in sorted((keys_dir / "issuers" / "retired").glob("*.cert.pem")))
+        return cls(root, issuers, retired)
 
     def issuer(self, dept_key_or_code: str) -> IssuerKey:
         """The signing key of a department, by registry key (``scjg``) or credit code."""
@@ -239,7 +248,54 @@ class Keyring:
     def trust(self) -> TrustStore:
         """The public trust material of this keyring (what :func:`publish_trust` writes)."""
         return TrustStore.from_certificates(self.root_certificate,
-                                            [i.certificate for i in self.issuers.values()])
+                                            [i.certificate for i in self.issuers.values()] + list(self.retired))
+
+    def expiring(self, at: dt.datetime, *, days: int) -> list[tuple[str, str, dt.datetime]]:
+        """``(department, credit code, not after)`` of signing certificates that expire within
+        ``days`` of ``at`` (current keys only: a retired key signs nothing new)."""
+        limit = aware(at) + dt.timedelta(days=days)
+        return sorted(((i.department.name, i.code, i.certificate.not_valid_after_utc)
+                       for i in self.issuers.values() if i.certificate.not_valid_after_utc <= limit),
+                      key=lambda t: t[2])
+
+
+def warn_expiring(keyring: Keyring, at: dt.datetime, *, days: int | None = None) -> list[str]:
+    """Log a warning for each signing certificate expiring within ``days`` (default
+    ``ONEWINDOW_CERT_WARN_DAYS`` or 60); returns the messages."""
+    days = days if days is not None else int(os.environ.get(ENV_WARN_DAYS, DEFAULT_WARN_DAYS))
+    messages = []
+    for name, code, not_after in keyring.expiring(at, days=days):
+        left = (not_after - aware(at)).days
+        msg = (f"签名证书即将到期: {name} ({code}) 的电子证照签名证书于 {not_after:%Y-%m-%d} 到期（剩余 {left} 天）; "
+               f"rotate it with certificates.pki.rotate_issuer(layout, {code!r}, at=...)")
+        log.warning(msg)
+        messages.append(msg)
+    return messages
+
+
+def rotate_issuer(layout: Layout, department: str, *, at: dt.datetime,
+                  passphrase: bytes | None = None) -> IssuerKey:
+    """Give ``department`` (registry key or credit code) a new signing key and certificate.
+
+    The old certificate moves to ``issuers/retired/`` and stays in the published trust
+    material, so licences signed with the old key verify until that certificate expires;
+    the old private key is deleted (nothing new is signed with it).
+    """
+    at = aware(at)
+    secret = resolve_passphrase(passphrase)
+    keyring = Keyring.load_or_create(layout, at=at, passphrase=secret)
+    old = keyring.issuer(department)
+    keys_dir = layout.keys
+    root_key = _load_key(keys_dir / "root.key.pem", secret)
+    retired = keys_dir / "issuers" / "retired" / f"{old.department.key}-{old.certificate.serial_number:x}.cert.pem"
+    _write(retired, old.certificate.public_bytes(serialization.Encoding.PEM), private=False)
+    key = Ed25519PrivateKey.generate()
+    cert = _issuer_cert(old.department, key, root_key, keyring.root_certificate, at)
+    _save_key(keys_dir / "issuers" / f"{old.department.key}.key.pem", key, secret)
+    _write(keys_dir / "issuers" / f"{old.department.key}.cert.pem",
+           cert.public_bytes(serialization.Encoding.PEM), private=False)
+    log.info("rotated the signing key of %s (%s): old kid %s retired", old.department.name, old.code, old.kid)
+    return IssuerKey(old.department, key, cert, keyring.root_certificate, jwk_thumbprint(key.public_key()))
 
 
 def publish_trust(keyring: Keyring, directory: Path) -> Path:

@@ -51,8 +51,11 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode
 
     mode = mode or os.environ.get(ENV_MODE, "batch")
     batch_size = batch_size or int(os.environ.get(ENV_BATCH_SIZE, DEFAULT_BATCH_SIZE))
+    from certificates.pki import warn_expiring
+
     keyring = Keyring.load_or_create(layout, at=at)
     publish_trust(keyring, layout.trust)
+    warn_expiring(keyring, at)
     issued = reissued = 0
     issued_at = at.astimezone(CST).replace(tzinfo=None)  # naive China Standard Time, as stored elsewhere
     stamp = at.astimezone(CST).strftime("%Y%m%dT%H%M%S")
