@@ -106,7 +106,30 @@ def build_step(at_iso: str) -> dict:
 
     result = issue_pending(_layout(), at=dt.datetime.fromisoformat(at_iso))
     emit_event(event="step", step="issue", **asdict(result))
+    _check_issued_licences(at_iso)
     return asdict(result)
+
+
+def _naive_cst(at: dt.datetime) -> dt.datetime:
+    """Stored timestamps are naive China Standard Time (docs/architecture.md)."""
+    if at.tzinfo is None:
+        return at
+    return at.astimezone(dt.timezone(dt.timedelta(hours=8))).replace(tzinfo=None)
+
+
+def _check_issued_licences(at_iso: str) -> None:
+    """Run the issued-licences suite (GB/T 36904 identifiers, holder codes) and record it for auditors."""
+    from quality.licences import SOURCE_ID, check_issued
+    from warehouse.load import record_checked
+
+    layout = _layout()
+    at = dt.datetime.fromisoformat(at_iso)
+    run_id = f"library_build__{at_iso}"
+    key, checked = check_issued(layout, at=at, run_id=run_id)
+    record_checked(layout, source_id=SOURCE_ID, interval=key, run_id=run_id, batch=checked,
+                   finished_at=_naive_cst(at).isoformat())
+    emit_event(event="step", step="check_licences", rows=checked.rows, quarantined=checked.quarantined,
+               flagged=checked.flagged)
 
 
 def publish_step(at_iso: str) -> dict:

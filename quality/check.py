@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from quality import gx_duckdb, gx_suite, sql
 from quality.exceptions import RawBatchError, ValidationDisagreementError
 from quality.results import CheckResult
-from quality.rules import DatasetSpec, Rule, dataset
+from quality.rules import NEEDS_LICENCE_FUNCTIONS, DatasetSpec, Rule, dataset
 
 STAGED = "ow_staged"
 JUDGED = "ow_judged"
@@ -140,6 +140,8 @@ def check_batch(raw_parquet: Path, dataset_name: str, *, run_id: str, out_dir: P
     con = dbapi.driver_connection  # duckdb_engine's wrapper of the DuckDB connection
     try:
         sql.install(con)
+        if spec.name in NEEDS_LICENCE_FUNCTIONS:
+            sql.install_licence_functions(con)
         columns, rows = stage(con, spec, raw_parquet)
         split = judge(con, spec)
         validation = gx_suite.validate(spec, database, STAGED, run_id, docs_dir)

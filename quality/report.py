@@ -31,6 +31,7 @@ DEPARTMENTS = {
     "scjg_food_licences": "市场监管 · 食品经营许可",
     "minzheng_marriages": "民政 · 婚姻登记",
     "zrzy_property": "自然资源 · 不动产登记",
+    "hub_licences": "枢纽 · 已签发电子证照",
 }
 REASONS = {
     "id_check_char": "身份证号码校验码错误",
@@ -46,6 +47,10 @@ REASONS = {
     "duplicate_key": "同一批次业务主键重复",
     "mis_encoded_text": "文字乱码",
     "holder_code_type": "持证主体代码类型无效",
+    "licence_id_format": "电子证照标识格式错误",
+    "licence_id_check_char": "电子证照标识校验位错误",
+    "licence_id_variant": "电子证照标识使用非标准校验位（已知变体，标记保留）",
+    "licence_id_parts": "电子证照标识与证照记录不一致",
 }
 CHECKS = {
     "name_mismatch": "姓名 / 名称与登记部门不一致",
@@ -260,7 +265,8 @@ def _runs_table(runs: list[Run], link: Callable[[str], str | None]) -> str:
     for r in reversed(runs):
         href = link(r.run_id)
         name = f'<a href="{_e(href)}">{_e(r.run_id)}</a>' if href else _e(r.run_id)
-        status = "已入库" if r.status == "merged" else "整批拒收（错误率超阈值）" if r.status == "rejected" else r.status
+        status = {"merged": "已入库", "rejected": "整批拒收（错误率超阈值）",
+                  "checked": "仅校验（证照已签发，不入库）"}.get(r.status, r.status)
         body.append(f"<tr><td>{name}</td><td>{_e(department(r.source_id))}</td><td>{_e(r.interval)}</td>"
                     f'<td class="n">{r.rows:,}</td><td class="n">{r.passed:,}</td><td class="n">{r.quarantined:,}</td>'
                     f'<td class="n">{r.flagged:,}</td><td class="n">{r.score:.2f}%</td>'

@@ -178,6 +178,28 @@ def fixed_term(start: str, end: str, years: int, licence: str) -> Rule:
                 f"'{licence}有效期应为 {years} 年：' || {_q(start)} || ' 至 ' || {_q(end)}")
 
 
+def licence_id_rules(col: str) -> tuple[Rule, ...]:
+    """GB/T 36904 identifier (``certificates.check_identifier``): the known variant is only flagged."""
+    q = _q(col)
+    status = f"ow_licence_id_status({q})"
+    return (
+        Rule("licence_id_format", col, "error", f"({status} = 'format')", f"'证照标识格式错误：' || {q}"),
+        Rule("licence_id_check_char", col, "error", f"({status} = 'invalid')",
+             f"'证照标识校验位错误（GB/T 36904 MOD 37,36）：' || {q}"),
+        Rule("licence_id_variant", col, "warning", f"({status} = 'known_variant')",
+             f"'证照标识使用非标准校验位（已知变体，保留待核）：' || {q}"),
+    )
+
+
+def licence_id_parts(col: str, type_col: str, issuer_col: str, version_col: str) -> Rule:
+    """The identifier's type code, issuer code and version are the licence's own."""
+    q = _q(col)
+    parts = (f"(split_part({q}, '.', 6) <> {_q(type_col)} OR split_part({q}, '.', 7) <> {_q(issuer_col)} "
+             f"OR TRY_CAST(split_part({q}, '.', 9) AS INTEGER) <> TRY_CAST({_q(version_col)} AS INTEGER))")
+    return Rule("licence_id_parts", col, "error", f"(ow_licence_id_status({q}) <> 'format' AND {parts})",
+                f"'证照标识中的证照类型代码、颁发机构代码或版本号与证照记录不一致：' || {q}")
+
+
 def _spec(name: str, source_id: str, key: str, columns: str, required: str, dates: str,
           optional_dates: str = "", numeric: str = "", text: str = "",
           extra: tuple[Rule, ...] = ()) -> DatasetSpec:
@@ -249,8 +271,23 @@ DATASETS: dict[str, DatasetSpec] = {
             + uscc_rules("owner_code", when="owner_code_type = '001'")
             + (end_before_start("term_start", "term_end"),),
         ),
+        _spec(
+            "licences", "hub_licences", "licence_id",
+            "licence_id cert_key licence_type_code issuer_code holder_code holder_code_type version issued_at",
+            required="licence_id cert_key licence_type_code issuer_code holder_code holder_code_type version "
+            "issued_at",
+            dates="",
+            extra=licence_id_rules("licence_id")
+            + (licence_id_parts("licence_id", "licence_type_code", "issuer_code", "version"),
+               holder_code_type("holder_code_type"))
+            + ric_rules("holder_code", when="holder_code_type = '111'")
+            + uscc_rules("holder_code", when="holder_code_type = '001'"),
+        ),
     )
 }
+
+# Datasets whose rules call Python functions registered on the DuckDB connection.
+NEEDS_LICENCE_FUNCTIONS = frozenset({"licences"})
 
 
 def dataset(name: str) -> DatasetSpec:

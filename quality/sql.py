@@ -89,6 +89,29 @@ def install(con: object) -> None:
     con.execute(insert, [sorted(standards.division_codes())])  # type: ignore[attr-defined]
 
 
+def licence_id_status(value: str | None) -> str | None:
+    """GB/T 36904 identifier check through ``certificates.check_identifier``.
+
+    ``valid``, ``known_variant`` (the off-by-one check character, flagged and kept),
+    ``invalid`` (wrong check character) or ``format`` (not shaped like an identifier).
+    """
+    if value is None:
+        return None
+    from certificates.identifiers import check_identifier
+
+    result = check_identifier(value)
+    if result.status == "invalid" and result.identifier is None:
+        return "format"
+    return result.status
+
+
+def install_licence_functions(con: object) -> None:
+    """Register ``ow_licence_id_status`` (a Python UDF, visible to every connection of the database)."""
+    raw = getattr(con, "_ConnectionWrapper__c", con)  # duckdb_engine wraps the DuckDB connection
+    raw.create_function("ow_licence_id_status", licence_id_status, ["VARCHAR"], "VARCHAR",  # type: ignore[attr-defined]
+                        side_effects=False)
+
+
 # ------------------------------------------------------------------ value predicates
 # Each returns SQL that is TRUE when the value is *bad*; NULL-safety is the caller's
 # (rules wrap every predicate in coalesce(..., false)).

@@ -156,6 +156,20 @@ def record_rejected(layout: Layout, *, source_id: str, interval: str, run_id: st
             con.close()
 
 
+def record_checked(layout: Layout, *, source_id: str, interval: str, run_id: str, batch: CheckedBatch,
+                   finished_at: str) -> None:
+    """Record a check that loads nothing (the issued-licences suite) in the quality history."""
+    with writer_lock(layout.library):
+        con = open_library(layout)
+        try:
+            con.execute("BEGIN")
+            _record_run(con, run_id=run_id, source_id=source_id, interval=interval, batch=batch,
+                        status="checked", finished_at=finished_at)
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+
 def _record_run(con, *, run_id: str, source_id: str, interval: str, batch: CheckResult, status: str,
                 finished_at: str) -> None:
     con.execute("DELETE FROM quality_runs WHERE source_id = ? AND interval = ?", [source_id, interval])

@@ -81,9 +81,26 @@ def make_property_row(**overrides: Any) -> dict[str, Any]:
     return {**row, **_meta("properties", str(row["cert_no"]))}
 
 
+LICENCE_TYPE = "11100000000013338W011"  # STANDARDS.md example type code
+ISSUER = "11430000006122244L"
+
+
+def make_licence_row(**overrides: Any) -> dict[str, Any]:
+    from certificates.identifiers import make_identifier
+
+    holder = overrides.get("holder_code") or make_ric()
+    version = int(overrides.get("version") or 1)
+    row = {"licence_id": make_identifier(LICENCE_TYPE, ISSUER, f"2026{next(_seq):07d}", version),
+           "cert_key": f"{LICENCE_TYPE}:C{next(_seq)}:{holder}", "licence_type_code": LICENCE_TYPE,
+           "issuer_code": ISSUER, "holder_code": holder, "holder_code_type": "111", "version": str(version),
+           "issued_at": "2026-11-02T01:00:00"}
+    row.update(overrides)
+    return {**row, **_meta("licences", str(row["licence_id"]))}
+
+
 MAKERS = {"persons": make_person_row, "enterprises": make_enterprise_row,
           "food_licences": make_food_licence_row, "marriages": make_marriage_row,
-          "properties": make_property_row}
+          "properties": make_property_row, "licences": make_licence_row}
 
 
 def write_batch(rows: list[dict[str, Any]], dataset: str, path: Path) -> Path:

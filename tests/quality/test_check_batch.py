@@ -11,8 +11,11 @@ import pytest
 
 import quality
 from quality import standards
+from certificates.identifiers import make_identifier
 from tests.quality.factories import (
     DIVISIONS,
+    ISSUER,
+    LICENCE_TYPE,
     MAKERS,
     make_enterprise_row,
     make_food_licence_row,
@@ -129,6 +132,25 @@ CASES: list[tuple[str, dict[str, Any], set[tuple[str, str]], bool]] = [
     ("properties", {"area_m2": None}, set(), False),
     ("properties", {"owner_code_type": "411", "owner_code": "E12345678"}, set(), False),  # passport
     ("properties", {"owner_code_type": "112"}, {("holder_code_type", "owner_code_type")}, True),
+    # GB/T 36904 identifiers (STANDARDS.md examples), checked by certificates.check_identifier
+    ("licences", {"licence_id": "1.2.156.3005.2.11100000000013338W011.11430000006122244L.20230000403.001.U",
+                  "version": "1"}, set(), False),
+    ("licences", {"licence_id": "1.2.156.3005.2.11100000000013338W011.11430000006122244L.20230000403.002.S",
+                  "version": "2"}, set(), False),
+    ("licences", {"licence_id": "1.2.156.3005.2.11100000000013338W011.11430000006122244L.20230000403.001.T",
+                  "version": "1"}, {("licence_id_variant", "licence_id")}, False),  # off-by-one variant: kept
+    ("licences", {"licence_id": "1.2.156.3005.2.11100000000013338W011.11430000006122244L.20230000403.001.7",
+                  "version": "1"}, {("licence_id_check_char", "licence_id")}, True),
+    ("licences", {"licence_id": "1.2.156.3005.2.11100000000013338W011"}, {("licence_id_format", "licence_id")},
+     True),
+    ("licences", {"licence_id": make_identifier(LICENCE_TYPE, ISSUER, "20230000404", 1), "version": "3"},
+     {("licence_id_parts", "licence_id")}, True),  # a valid identifier, but of another version
+    ("licences", {"holder_code": flip_last(make_ric())}, {("id_check_char", "holder_code")}, True),
+    ("licences", {"holder_code_type": "001", "holder_code": flip_last(make_uscc())},
+     {("uscc_check_char", "holder_code")}, False),
+    ("licences", {"holder_code_type": "001", "holder_code": "9111000060003734IL"}, {("uscc_format", "holder_code")},
+     True),
+    ("licences", {"holder_code_type": "111", "holder_code": make_uscc()}, {("id_format", "holder_code")}, True),
     ("properties", {"issue_date": "2021-06-31"}, {("impossible_date", "issue_date")}, True),
 ]
 
@@ -250,12 +272,13 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_datasets_describe_keys_and_rules() -> None:
     assert {n: s.key for n, s in quality.DATASETS.items()} == {
         "persons": "id_number", "enterprises": "uscc", "food_licences": "licence_no",
-        "marriages": "cert_no", "properties": "cert_no"}
+        "marriages": "cert_no", "properties": "cert_no", "licences": "licence_id"}
     contract = {"id_check_char", "uscc_check_char", "impossible_date", "validity_end_before_start",
                 "missing_required", "duplicate_key", "mis_encoded_text"}
     used = {r.code for s in quality.DATASETS.values() for r in s.rules}
     assert contract <= used <= contract | {"id_format", "id_division", "id_birth_date", "uscc_format",
-                                           "holder_code_type", "validity_term"}
+                                           "holder_code_type", "validity_term", "licence_id_format",
+                                           "licence_id_check_char", "licence_id_variant", "licence_id_parts"}
     for spec in quality.DATASETS.values():
         ids = [r.rule_id for r in spec.rules]
         assert len(ids) == len(set(ids))
