@@ -137,3 +137,42 @@ def test_the_service_publishes_lists_jwks_and_trust_bundle(tmp_path, monkeypatch
         assert StatusList.verify(got.text, trust).list_id == path.stem
         assert client.get("/status/lists/113301000024962067-9999").status_code == 404
         assert client.get("/status/lists/..%2Fkeys").status_code == 404
+
+
+def test_printable_copy_has_a_qr_code_to_the_verify_page_and_refuses_forgeries(tmp_path, monkeypatch):
+    monkeypatch.setenv("ONEWINDOW_ENV", "development")
+    import base64
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from certificates.render import qr_svg
+    from exchange.api.deps import get_now
+    from exchange.api.main import create_app
+    from tests.pipeline_helpers import query
+    from tests.warehouse.test_build import _library
+    from warehouse.build import issue_pending
+    from warehouse.snapshot import publish
+
+    layout = _library(tmp_path, 2)
+    issue_pending(layout, at=AT)
+    publish(layout, built_at=AT)
+    [(licence_id, token)] = query(layout.library, "SELECT licence_id, token FROM licences ORDER BY 1 LIMIT 1")
+    app = create_app(layout, watch_interval=None)
+    app.dependency_overrides[get_now] = lambda: CHECK_AT
+    with TestClient(app) as client:
+        page = client.post("/licences/print", json={"token": token})
+        assert page.status_code == 200 and "食品经营许可证" in page.text and "<svg" in page.text
+        assert "http" not in page.text.split("<svg", 1)[1].split("</svg>")[0].replace(
+            "http://www.w3.org/2000/svg", "")  # inline, no external reference
+        verify_url = f"http://testserver/verify/{licence_id}"
+        assert verify_url in page.text and qr_svg(verify_url) in page.text
+        shown = client.get(f"/verify/{licence_id}")
+        assert shown.status_code == 200 and "证照有效" in shown.text and "杭州味道" not in shown.text
+        h, p, s = token.split(".")
+        body = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+        body["holder"]["name"] = "张三"
+        forged = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
+        assert client.post("/licences/print", json={"token": f"{h}.{forged}.{s}"}).status_code == 422
+        assert client.get("/verify/1.2.156.3005.2.nope").status_code == 404
+    assert re.search(r"<svg[^>]*>", qr_svg("x"))

@@ -1,7 +1,9 @@
-"""Published verification material: licence status lists and the hub's trust bundle / JWKS.
+"""Published verification material (status lists, trust bundle / JWKS), the verify page and
+the printable copy of a licence.
 
-Everything here is public and cacheable: an offline verifier downloads it once and
-checks licences without the service (``onewindow licence verify``).
+Everything here is public. The verify page shows only the outcome and the identifier,
+never personal data; the printable copy is rendered from a token the caller presents
+(whoever holds the token already holds its content), and only if it verifies.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, Response
+from fastapi import Body
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from starlette.requests import Request
 
-from exchange.api.deps import get_layout
+from exchange.api.deps import NowDep, SnapshotDep, TrustDep, get_layout
 from exchange.api.exceptions import TrustUnavailable
 from warehouse.datadir import Layout
 
@@ -67,3 +71,43 @@ def _b64(segment: str) -> bytes:
     import base64
 
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+_VERIFY_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>电子证照核验</title>
+<style>body{{font-family:"PingFang SC","Microsoft YaHei",sans-serif;max-width:36rem;margin:2rem auto;
+padding:0 1rem}} .ok{{color:#1e7e34}} .bad{{color:#c0392b}} code{{word-break:break-all}}</style></head>
+<body><h1>电子证照核验</h1><p class="{cls}"><strong>{reason}</strong></p>
+<p>结果代码：<code>{code}</code></p><p>证照标识：<code>{licence_id}</code></p>
+<p>颁发机构：{issuer}</p><p>核验时间：{at}</p></body></html>"""
+
+
+@router.get("/verify/{licence_id}", response_class=HTMLResponse)
+def verify_page(licence_id: str, snap: SnapshotDep, trust: TrustDep, now: NowDep) -> HTMLResponse:
+    """The verify page a licence's QR code opens: signature, issuer and current status, no personal data."""
+    import html
+
+    from certificates import verify_licence
+
+    row = snap.index.licence(licence_id.strip())
+    if row is None:
+        raise HTTPException(404, f"证照库中没有标识为 {licence_id} 的电子证照。No licence {licence_id!r}.")
+    result = verify_licence(row["token"], trust, at=now, status_lookup=snap.index.licence_status)
+    return HTMLResponse(_VERIFY_PAGE.format(
+        cls="ok" if result.ok else "bad", reason=html.escape(result.reason_zh), code=result.code,
+        licence_id=html.escape(licence_id), issuer=html.escape(result.issuer_name or "未知"),
+        at=now.isoformat(timespec="seconds")))
+
+
+@router.post("/licences/print", response_class=HTMLResponse)
+def print_copy(request: Request, trust: TrustDep, now: NowDep,
+               token: Annotated[str, Body(embed=True, description="The licence token to print")]) -> HTMLResponse:
+    """Printable HTML copy of a presented licence, with a QR code to its verify page."""
+    from certificates import verify_licence
+    from certificates.render import render_licence_html
+
+    result = verify_licence(token, trust, at=now)
+    if result.payload is None or result.code in ("tampered", "unknown_issuer", "malformed"):
+        raise HTTPException(422, f"证照无法核验，不予打印：{result.reason_zh}（{result.code}）")
+    url = str(request.url_for("verify_page", licence_id=result.licence_id))
+    return HTMLResponse(render_licence_html(result.payload, verify_url=url))
