@@ -22,6 +22,7 @@ from starlette.requests import Request
 
 from exchange.api.deps import NowDep, SnapshotDep, TrustDep, get_layout
 from exchange.api.exceptions import TrustUnavailable
+from exchange.api.schemas.common import error_responses
 from warehouse.datadir import Layout
 
 router = APIRouter(tags=["verification material"])
@@ -35,7 +36,20 @@ def _published(path: Path, what: str) -> Path:
     return path
 
 
-@router.get("/.well-known/jwks.json")
+def _json_errors(*codes: int) -> dict:
+    """The error envelope for routes whose success body is not JSON (errors still are)."""
+    ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    return {c: {"description": "error", "content": {"application/json": {"schema": ref}}} for c in codes}
+
+
+def _content(media_type: str, description: str, schema: dict | None = None) -> dict:
+    """OpenAPI for a 200 that is not JSON (or is JSON of another media type)."""
+    return {200: {"description": description,
+                  "content": {media_type: {"schema": schema or {"type": "string"}}}}}
+
+
+@router.get("/.well-known/jwks.json", response_class=Response,
+            responses={**_content("application/jwk-set+json", "JWKS", {"type": "object"}), **error_responses(503)})
 def jwks(layout: LayoutDep) -> Response:
     """The issuers' licence-signing keys as a JWKS (RFC 7517), with their x5c chains."""
     path = _published(layout.trust / "jwks.json", "签名公钥 JWKS")
@@ -43,7 +57,8 @@ def jwks(layout: LayoutDep) -> Response:
                         headers={"Cache-Control": "public, max-age=3600"})
 
 
-@router.get("/.well-known/onewindow-trust.pem")
+@router.get("/.well-known/onewindow-trust.pem", response_class=Response,
+            responses={**_content("application/x-pem-file", "PEM certificates"), **error_responses(503)})
 def trust_bundle(layout: LayoutDep) -> Response:
     """The trust bundle: hub root certificate and every issuer certificate (PEM)."""
     path = _published(layout.trust / "bundle.pem", "信任列表")
@@ -51,7 +66,8 @@ def trust_bundle(layout: LayoutDep) -> Response:
                         headers={"Cache-Control": "public, max-age=3600"})
 
 
-@router.get("/status/lists/{list_id}")
+@router.get("/status/lists/{list_id}", response_class=Response,
+            responses={**_content("application/jose", "compact JWS of the status list"), **error_responses(404)})
 def status_list(layout: LayoutDep,
                 list_id: Annotated[str, PathParam(description="<issuer credit code>-<4 digits>")]) -> Response:
     """A signed licence status list (W3C Bitstring Status List style, compact JWS)."""
@@ -82,7 +98,7 @@ padding:0 1rem}} .ok{{color:#1e7e34}} .bad{{color:#c0392b}} code{{word-break:bre
 <p>颁发机构：{issuer}</p><p>核验时间：{at}</p></body></html>"""
 
 
-@router.get("/verify/{licence_id}", response_class=HTMLResponse)
+@router.get("/verify/{licence_id}", response_class=HTMLResponse, responses=_json_errors(404, 503))
 def verify_page(licence_id: str, snap: SnapshotDep, trust: TrustDep, now: NowDep) -> HTMLResponse:
     """The verify page a licence's QR code opens: signature, issuer and current status, no personal data."""
     import html
@@ -99,7 +115,7 @@ def verify_page(licence_id: str, snap: SnapshotDep, trust: TrustDep, now: NowDep
         at=now.isoformat(timespec="seconds")))
 
 
-@router.post("/licences/print", response_class=HTMLResponse)
+@router.post("/licences/print", response_class=HTMLResponse, responses=_json_errors(422, 503))
 def print_copy(request: Request, trust: TrustDep, now: NowDep,
                token: Annotated[str, Body(embed=True, description="The licence token to print")]) -> HTMLResponse:
     """Printable HTML copy of a presented licence, with a QR code to its verify page."""
