@@ -80,15 +80,15 @@ def checked_batch(d: dict):
 
 def load_step(checked: dict, run_id: str, finished_at: str) -> dict:
     """Merge passing rows into the library unless the batch's error rate is over its threshold."""
-    from warehouse.load import merge_batch, record_rejected
+    from warehouse.load import merge_batch, record_run
 
     layout = _layout()
     source = get_source(checked["source_id"])
     batch = checked_batch(checked)
     rate = batch.quarantined / batch.rows if batch.rows else 0.0
     if rate > source.error_threshold:
-        record_rejected(layout, source_id=source.id, interval=checked["interval"], run_id=run_id, batch=batch,
-                        finished_at=finished_at)
+        record_run(layout, status="rejected", source_id=source.id, interval=checked["interval"], run_id=run_id,
+                   batch=batch, finished_at=finished_at)
         top = dict(sorted(batch.per_rule.items(), key=lambda kv: -kv[1])[:5])
         raise BatchRejected(source.id, checked["interval"], rate, source.error_threshold, top)
     result = merge_batch(layout, source_id=source.id, dataset=source.dataset, interval=checked["interval"],
@@ -120,13 +120,13 @@ def _naive_cst(at: dt.datetime) -> dt.datetime:
 def _check_issued_licences(at_iso: str) -> None:
     """Run the issued-licences suite (GB/T 36904 identifiers, holder codes) and record it for auditors."""
     from quality.licences import SOURCE_ID, check_issued
-    from warehouse.load import record_checked
+    from warehouse.load import record_run
 
     layout = _layout()
     at = dt.datetime.fromisoformat(at_iso)
     run_id = f"library_build__{at_iso}"
     key, checked = check_issued(layout, at=at, run_id=run_id)
-    record_checked(layout, source_id=SOURCE_ID, interval=key, run_id=run_id, batch=checked,
+    record_run(layout, status="checked", source_id=SOURCE_ID, interval=key, run_id=run_id, batch=checked,
                    finished_at=_naive_cst(at).isoformat())
     emit_event(event="step", step="check_licences", rows=checked.rows, quarantined=checked.quarantined,
                flagged=checked.flagged)

@@ -142,29 +142,19 @@ def _insert_quarantine(con, path: Path, dataset: str) -> None:
         FROM read_parquet('{_p(path)}')""", [dataset])
 
 
-def record_rejected(layout: Layout, *, source_id: str, interval: str, run_id: str, batch: CheckResult,
-                    finished_at: str) -> None:
-    """Record a batch stopped by its error threshold; the library's data is not touched."""
+def record_run(layout: Layout, *, source_id: str, interval: str, run_id: str, batch: CheckResult,
+               status: str, finished_at: str) -> None:
+    """Record a run that merges nothing in the quality history.
+
+    ``rejected``: a batch stopped by its error threshold (the library's data is not
+    touched); ``checked``: a check that loads nothing (the issued-licences suite).
+    """
     with writer_lock(layout.library):
         con = open_library(layout)
         try:
             con.execute("BEGIN")
             _record_run(con, run_id=run_id, source_id=source_id, interval=interval, batch=batch,
-                        status="rejected", finished_at=finished_at)
-            con.execute("COMMIT")
-        finally:
-            con.close()
-
-
-def record_checked(layout: Layout, *, source_id: str, interval: str, run_id: str, batch: CheckedBatch,
-                   finished_at: str) -> None:
-    """Record a check that loads nothing (the issued-licences suite) in the quality history."""
-    with writer_lock(layout.library):
-        con = open_library(layout)
-        try:
-            con.execute("BEGIN")
-            _record_run(con, run_id=run_id, source_id=source_id, interval=interval, batch=batch,
-                        status="checked", finished_at=finished_at)
+                        status=status, finished_at=finished_at)
             con.execute("COMMIT")
         finally:
             con.close()
