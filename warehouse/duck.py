@@ -37,6 +37,11 @@ def extension_path(name: str) -> Path:
     return Path(found[0])
 
 
+def literal(value: str | os.PathLike[str]) -> str:
+    """A SQL string literal, for the few places DuckDB takes no parameters (ATTACH, table functions in DDL)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def connect(path: str | os.PathLike[str] = ":memory:", *, read_only: bool = False,
             extensions: tuple[str, ...] = (), threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """Open DuckDB with automatic extension downloads switched off and the named extensions loaded."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from quality.results import CheckResult
 from warehouse.datadir import Layout
-from warehouse.duck import connect
+from warehouse.duck import connect, literal
 from warehouse.faults import checkpoint
 from warehouse.lock import writer_lock
 from warehouse.mapping import certificate_sql, subject_sql
@@ -49,7 +49,7 @@ def merge_batch(layout: Layout, *, source_id: str, dataset: str, interval: str, 
         con = open_library(layout)
         try:
             con.execute("BEGIN")
-            con.execute(f"CREATE TEMP VIEW batch AS SELECT * FROM read_parquet('{_p(batch.passed_path)}')")
+            con.execute(f"CREATE TEMP VIEW batch AS SELECT * FROM read_parquet({literal(batch.passed_path)})")
             content = " || '|' || ".join(f"coalesce(CAST({c} AS VARCHAR), '∅')" for c in _CONTENT)
             con.execute(f"""
                 CREATE TEMP TABLE incoming AS
@@ -134,12 +134,12 @@ def merge_batch(layout: Layout, *, source_id: str, dataset: str, interval: str, 
 
 def _insert_quarantine(con, path: Path, dataset: str) -> None:
     meta = ("_reasons", "_source_id", "_interval", "_record_key", "_flags")
-    cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{_p(path)}')").fetchall()]
+    cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({literal(path)})").fetchall()]
     payload = ", ".join(f"'{c}', \"{c}\"" for c in cols if c not in meta)
     con.execute(f"""
         INSERT INTO quarantine (source_id, dataset, interval, record_key, reasons, "row", resolved_interval)
         SELECT _source_id, ?, _interval, _record_key, CAST(_reasons AS JSON), json_object({payload}), NULL
-        FROM read_parquet('{_p(path)}')""", [dataset])
+        FROM read_parquet({literal(path)})""", [dataset])
 
 
 def record_run(layout: Layout, *, source_id: str, interval: str, run_id: str, batch: CheckResult,
@@ -192,6 +192,3 @@ def read_extract_state(layout: Layout, source_id: str, interval: str) -> Extract
     finally:
         con.close()
 
-
-def _p(path: Path) -> str:
-    return str(path).replace("'", "''")

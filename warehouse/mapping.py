@@ -8,10 +8,7 @@ hashes, version and interval, which the merge computes.
 from __future__ import annotations
 
 from certificates.registry import LicenceType, load_registry
-
-
-def _q(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
+from warehouse.duck import literal
 
 
 def _date(col: str) -> str:
@@ -25,10 +22,10 @@ def _ts(col: str) -> str:
 def _cert_select(lt: LicenceType, *, cert_number: str, holder_code: str, holder_code_type: str,
                  holder_name: str, issue_date: str, valid_from: str, valid_until: str, extension: str) -> str:
     return f"""
-    SELECT {_q(lt.code)} || ':' || {cert_number} || ':' || {holder_code} AS cert_key,
-           {_q(lt.code)} AS licence_type_code, {_q(lt.name)} AS licence_type_name,
+    SELECT {literal(lt.code)} || ':' || {cert_number} || ':' || {holder_code} AS cert_key,
+           {literal(lt.code)} AS licence_type_code, {literal(lt.name)} AS licence_type_name,
            {cert_number} AS cert_number, {holder_code} AS holder_code, {holder_code_type} AS holder_code_type,
-           {holder_name} AS holder_name, {_q(lt.issuer.name)} AS issuer_name, {_q(lt.issuer.code)} AS issuer_code,
+           {holder_name} AS holder_name, {literal(lt.issuer.name)} AS issuer_name, {literal(lt.issuer.code)} AS issuer_code,
            {issue_date} AS issue_date, {valid_from} AS valid_from, {valid_until} AS valid_until,
            coalesce(nullif(trim(status), ''), '01') AS status,
            CAST({extension} AS JSON) AS extension,
@@ -68,16 +65,15 @@ def certificate_sql(dataset: str) -> str:
             holder_name="holder_name", issue_date=_date("issue_date"), valid_from=_date("valid_from"),
             valid_until=_date("valid_until"),
             extension="json_object('business_scope', business_scope, 'address', address)")
-    if dataset == "marriages":
+    if dataset == "marriages":  # one 结婚证 per spouse, same certificate number
         ext = ("json_object('spouse1_id', spouse1_id, 'spouse1_name', spouse1_name, 'spouse2_id', spouse2_id, "
                "'spouse2_name', spouse2_name, 'office', office)")
-        one = _cert_select(lt("marriage"), cert_number="cert_no", holder_code="spouse1_id", holder_code_type="'111'",
-                           holder_name="spouse1_name", issue_date=_date("registration_date"),
-                           valid_from=_date("registration_date"), valid_until="NULL::DATE", extension=ext)
-        two = _cert_select(lt("marriage"), cert_number="cert_no", holder_code="spouse2_id", holder_code_type="'111'",
-                           holder_name="spouse2_name", issue_date=_date("registration_date"),
-                           valid_from=_date("registration_date"), valid_until="NULL::DATE", extension=ext)
-        return f"{one} UNION ALL {two}"
+        return " UNION ALL ".join(
+            _cert_select(lt("marriage"), cert_number="cert_no", holder_code=f"spouse{i}_id",
+                         holder_code_type="'111'", holder_name=f"spouse{i}_name",
+                         issue_date=_date("registration_date"), valid_from=_date("registration_date"),
+                         valid_until="NULL::DATE", extension=ext)
+            for i in (1, 2))
     if dataset == "properties":
         return _cert_select(
             lt("property"), cert_number="cert_no", holder_code="owner_code", holder_code_type="owner_code_type",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from warehouse.datadir import Layout
-from warehouse.duck import connect
+from warehouse.duck import connect, literal
 from warehouse.lock import writer_lock
 from warehouse.schema import content_hash
 
@@ -40,13 +40,13 @@ def publish(layout: Layout, *, built_at: dt.datetime) -> Snapshot:
     with writer_lock(layout.library):
         con = connect()
         try:
-            con.execute(f"ATTACH '{layout.library}' AS lib (READ_ONLY)")
+            con.execute(f"ATTACH {literal(layout.library)} AS lib (READ_ONLY)")
             con.execute("USE lib")
             lib_hash = content_hash(con)
             snapshot_id = f"{built_at:%Y%m%dT%H%M%S}-{lib_hash[:12]}"
             final = layout.snapshots / f"library-{snapshot_id}.duckdb"
             tmp = layout.snapshots / f".library-{uuid.uuid4().hex}.tmp"
-            con.execute(f"ATTACH '{tmp}' AS snap")
+            con.execute(f"ATTACH {literal(tmp)} AS snap")
             counts = {}
             for table in SERVED_TABLES:
                 con.execute(f"CREATE TABLE snap.{table} AS SELECT * FROM {table}")

@@ -24,7 +24,7 @@ from exchange.sources.columns import BUSINESS_KEY, NUMERIC, RAW_COLUMNS, select_
 from exchange.sources.interval import Interval, iso
 from exchange.sources.registry import Source
 from warehouse.datadir import Layout
-from warehouse.duck import connect
+from warehouse.duck import connect, literal
 
 
 @dataclass(frozen=True)
@@ -91,10 +91,10 @@ def _extract_sql(source: Source, uri: str, lower: str | None, upper: str) -> pa.
             path = unquote(parsed.path)
             if not Path(path).exists():
                 raise ExtractError(source.id, f"SQLite database {path} does not exist (simulate the departments first)")
-            con.execute(f"ATTACH {_lit(path)} AS src (TYPE sqlite, READ_ONLY)")
+            con.execute(f"ATTACH {literal(path)} AS src (TYPE sqlite, READ_ONLY)")
             rel = f"src.{table}"
         elif parsed.scheme in ("postgres", "postgresql"):
-            con.execute(f"ATTACH {_lit(uri)} AS src (TYPE postgres, READ_ONLY)")
+            con.execute(f"ATTACH {literal(uri)} AS src (TYPE postgres, READ_ONLY)")
             rel = f"src.public.{table}"
         else:
             raise SourceConfigError(f"SQL source URI must be sqlite:// or postgresql://, got {parsed.scheme}://",
@@ -107,11 +107,6 @@ def _extract_sql(source: Source, uri: str, lower: str | None, upper: str) -> pa.
         raise ExtractError(source.id, f"{type(exc).__name__}: {exc}") from exc
     finally:
         con.close()
-
-
-def _lit(value: str) -> str:
-    """A SQL string literal (ATTACH takes no parameters)."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _extract_rest(source: Source, base_url: str, lower: str | None, upper: str) -> pa.Table:
