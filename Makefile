@@ -21,7 +21,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)  ## create the virtual environment from the lock file
 
-system-deps:  ## Debian packages the tests need (PostgreSQL server, OpenSSL)
+system-deps:  ## Debian packages the tests need (PostgreSQL, OpenSSL, Chromium, wrk, Redis)
 	@bash .ci/system-deps.sh
 
 demo: venv  ## simulate departments, run every DAG through Airflow, serve the hub on :8000
