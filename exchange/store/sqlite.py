@@ -128,7 +128,83 @@ class _MaterialMethods:
         return self._rows("SELECT count(*) FROM materials")[0][0]
 
 
-class SqliteStore(_MaterialMethods):
+# ---------------------------------------------------------------------------- web accounts and counter cases
+# Tables of the web pages (exchange.web): sign-in accounts of clerks, auditors and
+# administrators (scrypt hash, per-user salt) and the cases opened at the counter.
+WEB_SCHEMA = """
+CREATE TABLE IF NOT EXISTS web_accounts (
+    username TEXT PRIMARY KEY, role TEXT NOT NULL, display_name TEXT NOT NULL,
+    client_id TEXT, salt BLOB NOT NULL, digest BLOB NOT NULL, params TEXT NOT NULL,
+    created_at TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS counter_cases (
+    case_number TEXT PRIMARY KEY, holder_code TEXT NOT NULL, code_type TEXT NOT NULL, agent_code TEXT,
+    item_codes TEXT NOT NULL, clerk TEXT NOT NULL, client_id TEXT NOT NULL, opened_at TEXT NOT NULL,
+    accepted_at TEXT, received TEXT NOT NULL DEFAULT '[]', outcome TEXT);
+CREATE INDEX IF NOT EXISTS counter_cases_opened ON counter_cases(opened_at);
+"""
+
+
+class _WebMethods:
+    """Accounts and counter cases of the web pages; hashing and checks live in exchange.web."""
+
+    _tx: Any
+    _rows: Any
+
+    def add_account(self, username: str, *, role: str, display_name: str, client_id: str | None,
+                    salt: bytes, digest: bytes, params: str, at: dt.datetime) -> None:
+        """Create or replace an account (a new password replaces the old hash)."""
+        with self._tx() as db:
+            db.execute("INSERT INTO web_accounts VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT(username) DO UPDATE "
+                       "SET role = excluded.role, display_name = excluded.display_name, "
+                       "client_id = excluded.client_id, salt = excluded.salt, digest = excluded.digest, "
+                       "params = excluded.params, disabled = 0",
+                       (username, role, display_name, client_id, salt, digest, params, _iso(at)))
+
+    def account(self, username: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM web_accounts WHERE username = ?", (username,))
+        return dict(rows[0]) if rows else None
+
+    def accounts(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._rows("SELECT username, role, display_name, client_id, created_at, disabled "
+                                            "FROM web_accounts ORDER BY username")]
+
+    def open_case(self, case_number: str, *, holder_code: str, code_type: str, agent_code: str | None,
+                  item_codes: Sequence[str], clerk: str, client_id: str, at: dt.datetime) -> None:
+        import json
+
+        with self._tx() as db:
+            db.execute("INSERT INTO counter_cases (case_number, holder_code, code_type, agent_code, item_codes, "
+                       "clerk, client_id, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (case_number, holder_code, code_type, agent_code, json.dumps(list(item_codes)), clerk,
+                        client_id, _iso(at)))
+
+    def counter_case(self, case_number: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM counter_cases WHERE case_number = ?", (case_number,))
+        return dict(rows[0]) if rows else None
+
+    def update_case(self, case_number: str, *, received: str | None = None, outcome: str | None = None,
+                    accepted_at: dt.datetime | None = None) -> None:
+        with self._tx() as db:
+            if received is not None:
+                db.execute("UPDATE counter_cases SET received = ? WHERE case_number = ?", (received, case_number))
+            if outcome is not None:
+                db.execute("UPDATE counter_cases SET outcome = ? WHERE case_number = ?", (outcome, case_number))
+            if accepted_at is not None:
+                db.execute("UPDATE counter_cases SET accepted_at = ? WHERE case_number = ?",
+                           (_iso(accepted_at), case_number))
+
+    def counter_cases(self, *, accepted_only: bool = False) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM counter_cases"
+        if accepted_only:
+            sql += " WHERE accepted_at IS NOT NULL"
+        return [dict(r) for r in self._rows(sql + " ORDER BY opened_at")]
+
+    def all_applications(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._rows("SELECT * FROM applications ORDER BY accepted_at")]
+# ---------------------------------------------------------------------------- end of web block
+
+
+class SqliteStore(_MaterialMethods, _WebMethods):
     """:class:`~exchange.store.base.ServiceStore` on one SQLite file."""
 
     def __init__(self, path: Path) -> None:
@@ -142,6 +218,7 @@ class SqliteStore(_MaterialMethods):
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        self._db.executescript(WEB_SCHEMA)
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
