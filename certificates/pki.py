@@ -6,6 +6,8 @@ Layout under ``layout.keys`` (private; never published)::
     root.cert.pem
     issuers/<dept>.key.pem  PKCS#8, encrypted, one per department in registry.toml
     issuers/<dept>.cert.pem
+    hub/service.key.pem     PKCS#8, encrypted: the hub service key (use-copies, usage-log seals)
+    hub/service.cert.pem
 
 Layout under ``layout.trust`` (public; what offline verifiers get), written by
 :func:`publish_trust`: ``root.pem``, ``bundle.pem`` (root + issuers) and
@@ -23,6 +25,13 @@ under the hub's own arc :data:`HUB_OID_ARC`. The arc is a UUID OID (ITU-T X.667,
 ``2.25.<uuid as integer>``), which anyone may mint without registration, so the hub
 does not squat on somebody's private enterprise number. ``.1`` under the arc means
 "signs GB/T 36903 electronic licences".
+
+Hub service certificate. Documents the hub itself signs — use-copies (加注件,
+:mod:`certificates.usecopy`) and usage-log seals — are signed by one hub service key
+(:class:`HubServiceKey`, ``Keyring.service``), never by the root: keyUsage
+digitalSignature only, extendedKeyUsage :data:`HUB_SERVICE_EKU` (``.2`` under the arc)
+and no licence-signing EKU, so a trust store never accepts it as a licence issuer. Its
+``kid`` is ``hub-service-<thumbprint>``; the JWS ``typ`` tells the document kinds apart.
 """
 
 from __future__ import annotations
@@ -42,8 +51,8 @@ from cryptography.x509.oid import NameOID
 from certificates._time import aware
 from certificates.exceptions import KeyPassphraseError, KeyStoreError, UnknownIssuerError
 from certificates.registry import Department, load_registry
-from certificates.trust import (HUB_OID_ARC, LICENCE_SIGNING_EKU, TrustStore, jwk_thumbprint,
-                                public_jwk)
+from certificates.trust import (HUB_OID_ARC, HUB_SERVICE_EKU, LICENCE_SIGNING_EKU, TrustStore,
+                                jwk_thumbprint, public_jwk, service_kid)
 from warehouse.datadir import Layout
 
 ENV_PASSPHRASE = "ONEWINDOW_KEY_PASSPHRASE"
@@ -57,7 +66,10 @@ log = logging.getLogger("certificates.pki")
 
 ROOT_VALIDITY = dt.timedelta(days=3652)   # ~10 years
 ISSUER_VALIDITY = dt.timedelta(days=730)  # 2 years
+SERVICE_VALIDITY = dt.timedelta(days=730)  # 2 years
 HUB_NAME = "OneWindow Hub"
+#: What :meth:`Keyring.expiring` names the hub service certificate by (departments: credit code).
+SERVICE_CODE = "hub-service"
 
 
 def resolve_passphrase(passphrase: bytes | None = None) -> bytes:
@@ -93,6 +105,31 @@ class IssuerKey:
 
     def public_jwk(self) -> dict[str, object]:
         return public_jwk(self.certificate, self.root)
+
+
+@dataclass(frozen=True)
+class HubServiceKey:
+    """The hub service key (use-copies, usage-log seals) with its certificate under the root.
+
+    ``kid`` is ``hub-service-<RFC 7638 thumbprint>``; :meth:`sign` makes a compact JWS
+    whose ``typ`` names the document kind.
+    """
+
+    private_key: Ed25519PrivateKey
+    certificate: x509.Certificate
+    root: x509.Certificate
+    kid: str
+
+    def sign(self, payload: dict[str, object], *, typ: str) -> str:
+        """Compact JWS (``alg`` Ed25519, ``ver`` 1) over the RFC 8785 canonical ``payload``."""
+        from certificates.signing import b64url, canonical_json
+
+        header = b64url(canonical_json({"alg": "Ed25519", "kid": self.kid, "typ": typ, "ver": 1}))
+        signing_input = f"{header}.{b64url(canonical_json(payload))}"
+        return f"{signing_input}.{b64url(self.private_key.sign(signing_input.encode('ascii')))}"
+
+    def public_jwk(self) -> dict[str, object]:
+        return public_jwk(self.certificate, self.root, kid=self.kid)
 
 
 def _write(path: Path, data: bytes, *, private: bool) -> None:
@@ -180,15 +217,66 @@ def _issuer_cert(dept: Department, key: Ed25519PrivateKey, root_key: Ed25519Priv
     )
 
 
+def _service_cert(key: Ed25519PrivateKey, root_key: Ed25519PrivateKey, root: x509.Certificate,
+                  at: dt.datetime) -> x509.Certificate:
+    subject = x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, HUB_NAME),
+        x509.NameAttribute(NameOID.COMMON_NAME, f"{HUB_NAME} 服务签章（加注件、用证记录封存）"),
+    ])
+    root_ski = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(root.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(at).not_valid_after(min(at + SERVICE_VALIDITY, root.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+            encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([HUB_SERVICE_EKU]), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski),
+                       critical=False)
+        .sign(root_key, None)
+    )
+
+
+def _load_or_create_service(keys_dir: Path, secret: bytes, root_key: Ed25519PrivateKey,
+                            root: x509.Certificate, at: dt.datetime) -> HubServiceKey:
+    key_path, cert_path = keys_dir / "hub" / "service.key.pem", keys_dir / "hub" / "service.cert.pem"
+    if key_path.exists():
+        key = _load_key(key_path, secret)
+    else:
+        key = Ed25519PrivateKey.generate()
+        _save_key(key_path, key, secret)
+    if cert_path.exists():
+        cert = _load_cert(cert_path)
+    else:
+        cert = _service_cert(key, root_key, root, at)
+        _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), private=False)
+    if cert.public_key() != key.public_key():
+        raise KeyStoreError(cert_path, "certificate does not match the private key")
+    try:
+        cert.verify_directly_issued_by(root)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise KeyStoreError(cert_path, f"not issued by the hub root ({exc})") from exc
+    return HubServiceKey(key, cert, root, service_kid(key.public_key()))
+
+
 @dataclass(frozen=True)
 class Keyring:
-    """The hub root and every department's signing key, loaded from ``layout.keys``."""
+    """The hub root, every department's signing key and the hub service key, from ``layout.keys``."""
 
     root_certificate: x509.Certificate
     issuers: dict[str, IssuerKey]  # by department key
-    #: Certificates of rotated-out issuer keys: still published, so licences they signed keep
-    #: verifying until the certificate expires; their private keys are gone.
+    #: Certificates of rotated-out issuer (and hub service) keys: still published, so what they
+    #: signed keeps verifying until the certificate expires; their private keys are gone.
     retired: tuple[x509.Certificate, ...] = ()
+    #: The hub service key (use-copies, usage-log seals); None only for hand-built keyrings.
+    service: HubServiceKey | None = None
 
     @classmethod
     def load_or_create(cls, layout: Layout, *, at: dt.datetime,
@@ -233,8 +321,10 @@ class Keyring:
             except (ValueError, TypeError, InvalidSignature) as exc:
                 raise KeyStoreError(cert_path, f"not issued by the hub root ({exc})") from exc
             issuers[dept.key] = IssuerKey(dept, key, cert, root, jwk_thumbprint(key.public_key()))
-        retired = tuple(_load_cert(p) for p in sorted((keys_dir / "issuers" / "retired").glob("*.cert.pem")))
-        return cls(root, issuers, retired)
+        retired = tuple(_load_cert(p) for d in (keys_dir / "issuers" / "retired", keys_dir / "hub" / "retired")
+                        for p in sorted(d.glob("*.cert.pem")))
+        service = _load_or_create_service(keys_dir, secret, root_key, root, at)
+        return cls(root, issuers, retired, service)
 
     def issuer(self, dept_key_or_code: str) -> IssuerKey:
         """The signing key of a department, by registry key (``scjg``) or credit code."""
@@ -247,16 +337,20 @@ class Keyring:
 
     def trust(self) -> TrustStore:
         """The public trust material of this keyring (what :func:`publish_trust` writes)."""
+        service = [self.service.certificate] if self.service is not None else []
         return TrustStore.from_certificates(self.root_certificate,
-                                            [i.certificate for i in self.issuers.values()] + list(self.retired))
+                                            [i.certificate for i in self.issuers.values()] + list(self.retired)
+                                            + service)
 
     def expiring(self, at: dt.datetime, *, days: int) -> list[tuple[str, str, dt.datetime]]:
-        """``(department, credit code, not after)`` of signing certificates that expire within
-        ``days`` of ``at`` (current keys only: a retired key signs nothing new)."""
+        """``(holder, credit code or "hub-service", not after)`` of signing certificates
+        that expire within ``days`` of ``at``: each department's current licence
+        certificate and the hub service certificate (a retired key signs nothing new)."""
         limit = aware(at) + dt.timedelta(days=days)
-        return sorted(((i.department.name, i.code, i.certificate.not_valid_after_utc)
-                       for i in self.issuers.values() if i.certificate.not_valid_after_utc <= limit),
-                      key=lambda t: t[2])
+        current = [(i.department.name, i.code, i.certificate.not_valid_after_utc) for i in self.issuers.values()]
+        if self.service is not None:
+            current.append((f"{HUB_NAME} 服务签章", SERVICE_CODE, self.service.certificate.not_valid_after_utc))
+        return sorted((t for t in current if t[2] <= limit), key=lambda t: t[2])
 
 
 def warn_expiring(keyring: Keyring, at: dt.datetime, *, days: int | None = None) -> list[str]:
@@ -266,8 +360,12 @@ def warn_expiring(keyring: Keyring, at: dt.datetime, *, days: int | None = None)
     messages = []
     for name, code, not_after in keyring.expiring(at, days=days):
         left = (not_after - aware(at)).days
-        msg = (f"签名证书即将到期: {name} ({code}) 的电子证照签名证书于 {not_after:%Y-%m-%d} 到期（剩余 {left} 天）; "
-               f"rotate it with certificates.pki.rotate_issuer(layout, {code!r}, at=...)")
+        if code == SERVICE_CODE:
+            msg = (f"签名证书即将到期: {name} 的服务签章证书（加注件、用证记录封存）于 {not_after:%Y-%m-%d} 到期"
+                   f"（剩余 {left} 天）; rotate it with certificates.pki.rotate_service(layout, at=...)")
+        else:
+            msg = (f"签名证书即将到期: {name} ({code}) 的电子证照签名证书于 {not_after:%Y-%m-%d} 到期（剩余 {left} 天）; "
+                   f"rotate it with certificates.pki.rotate_issuer(layout, {code!r}, at=...)")
         log.warning(msg)
         messages.append(msg)
     return messages
@@ -296,6 +394,29 @@ def rotate_issuer(layout: Layout, department: str, *, at: dt.datetime,
            cert.public_bytes(serialization.Encoding.PEM), private=False)
     log.info("rotated the signing key of %s (%s): old kid %s retired", old.department.name, old.code, old.kid)
     return IssuerKey(old.department, key, cert, keyring.root_certificate, jwk_thumbprint(key.public_key()))
+
+
+def rotate_service(layout: Layout, *, at: dt.datetime, passphrase: bytes | None = None) -> HubServiceKey:
+    """Give the hub service (use-copies, usage-log seals) a new key and certificate.
+
+    As :func:`rotate_issuer`: the old certificate moves to ``hub/retired/`` and stays
+    published (earlier seals and use-copies keep verifying); the old private key is deleted.
+    """
+    at = aware(at)
+    secret = resolve_passphrase(passphrase)
+    keyring = Keyring.load_or_create(layout, at=at, passphrase=secret)
+    old = keyring.service
+    assert old is not None  # load_or_create always makes one
+    keys_dir = layout.keys
+    root_key = _load_key(keys_dir / "root.key.pem", secret)
+    _write(keys_dir / "hub" / "retired" / f"service-{old.certificate.serial_number:x}.cert.pem",
+           old.certificate.public_bytes(serialization.Encoding.PEM), private=False)
+    key = Ed25519PrivateKey.generate()
+    cert = _service_cert(key, root_key, keyring.root_certificate, at)
+    _save_key(keys_dir / "hub" / "service.key.pem", key, secret)
+    _write(keys_dir / "hub" / "service.cert.pem", cert.public_bytes(serialization.Encoding.PEM), private=False)
+    log.info("rotated the hub service key: old kid %s retired", old.kid)
+    return HubServiceKey(key, cert, keyring.root_certificate, service_kid(key.public_key()))
 
 
 def publish_trust(keyring: Keyring, directory: Path) -> Path:

@@ -31,6 +31,10 @@ from certificates.exceptions import TrustStoreError
 HUB_OID_ARC = "2.25.137955764440967001270480722768478334523"
 #: extendedKeyUsage "signs GB/T 36903 electronic licences".
 LICENCE_SIGNING_EKU = x509.ObjectIdentifier(HUB_OID_ARC + ".1")
+#: extendedKeyUsage "hub service documents" (use-copies 加注件, usage-log seals): never licences.
+HUB_SERVICE_EKU = x509.ObjectIdentifier(HUB_OID_ARC + ".2")
+#: ``kid`` prefix of the hub service key in the JWKS (its RFC 7638 thumbprint follows).
+HUB_SERVICE_KID_PREFIX = "hub-service-"
 
 TimeStatus = Literal["valid", "expired", "not_yet_valid"]
 
@@ -49,7 +53,13 @@ def jwk_thumbprint(key: Ed25519PublicKey) -> str:
     return b64url(hashlib.sha256(members.encode("ascii")).digest())
 
 
-def public_jwk(cert: x509.Certificate, root: x509.Certificate) -> dict[str, object]:
+def service_kid(key: Ed25519PublicKey) -> str:
+    """The ``kid`` of the hub service key: :data:`HUB_SERVICE_KID_PREFIX` + RFC 7638 thumbprint."""
+    return HUB_SERVICE_KID_PREFIX + jwk_thumbprint(key)
+
+
+def public_jwk(cert: x509.Certificate, root: x509.Certificate, *,
+               kid: str | None = None) -> dict[str, object]:
     """The JWK of an issuer certificate's key, with ``kid``, ``alg``, ``use`` and ``x5c``."""
     key = cert.public_key()
     if not isinstance(key, Ed25519PublicKey):
@@ -57,7 +67,7 @@ def public_jwk(cert: x509.Certificate, root: x509.Certificate) -> dict[str, obje
     chain = [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode("ascii")
              for c in (cert, root)]
     return {"kty": "OKP", "crv": "Ed25519", "x": b64url(_raw_public(key)),
-            "kid": jwk_thumbprint(key), "alg": "Ed25519", "use": "sig", "x5c": chain}
+            "kid": kid or jwk_thumbprint(key), "alg": "Ed25519", "use": "sig", "x5c": chain}
 
 
 def _attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
@@ -86,8 +96,32 @@ class TrustedIssuer:
         return "valid"
 
 
-def _admission_problem(cert: x509.Certificate, root: x509.Certificate) -> str | None:
-    """Why ``cert`` may not sign licences under ``root``; None when it may."""
+@dataclass(frozen=True)
+class CertExpiry:
+    """A current signing certificate that has expired or expires soon (:meth:`TrustStore.expiring`)."""
+
+    kind: Literal["licence_issuer", "hub_service"]
+    kid: str
+    code: str  # department credit code, or "hub-service"
+    name: str  # department (or hub) name
+    subject: str  # certificate common name
+    not_after: dt.datetime
+    days_left: int
+    expired: bool
+
+    @property
+    def message_zh(self) -> str:
+        what = "电子证照签名证书" if self.kind == "licence_issuer" else "服务签章证书（加注件、用证记录封存）"
+        when = f"{self.not_after.astimezone(dt.timezone(dt.timedelta(hours=8))):%Y-%m-%d}"
+        if self.expired:
+            return f"{self.name} 的{what}已于 {when} 到期，请立即更换密钥"
+        return f"{self.name} 的{what}将于 {when} 到期（剩余 {self.days_left} 天），请及时更换密钥"
+
+
+def _admission_problem(cert: x509.Certificate, root: x509.Certificate,
+                       eku_wanted: x509.ObjectIdentifier = LICENCE_SIGNING_EKU) -> str | None:
+    """Why ``cert`` may not sign licences (or, with :data:`HUB_SERVICE_EKU`, hub service
+    documents) under ``root``; None when it may."""
     try:
         cert.verify_directly_issued_by(root)
     except (ValueError, TypeError, InvalidSignature) as exc:
@@ -104,9 +138,19 @@ def _admission_problem(cert: x509.Certificate, root: x509.Certificate) -> str | 
         return "a CA certificate may not sign licences"
     if not ku.digital_signature:
         return "keyUsage lacks digitalSignature"
-    if LICENCE_SIGNING_EKU not in eku:
-        return "extendedKeyUsage lacks licence signing"
+    if eku_wanted not in eku:
+        return ("extendedKeyUsage lacks licence signing" if eku_wanted == LICENCE_SIGNING_EKU
+                else "extendedKeyUsage lacks hub service signing")
+    if eku_wanted == HUB_SERVICE_EKU and (LICENCE_SIGNING_EKU in eku or ku.content_commitment):
+        return "a hub service certificate may not also sign licences"
     return None
+
+
+def _is_service_cert(cert: x509.Certificate) -> bool:
+    try:
+        return HUB_SERVICE_EKU in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
 
 
 def _check_root(root: x509.Certificate, path: Path | None) -> None:
@@ -125,33 +169,40 @@ def _check_root(root: x509.Certificate, path: Path | None) -> None:
 
 @dataclass(frozen=True)
 class TrustStore:
-    """The root plus admitted issuers by ``kid``; ``rejected`` lists certificates refused."""
+    """The root plus admitted issuers by ``kid``; ``rejected`` lists certificates refused.
+
+    ``services`` are the hub service certificates (:data:`HUB_SERVICE_EKU`: use-copies,
+    usage-log seals) by their ``hub-service-…`` kid; they are never licence issuers.
+    """
 
     root: x509.Certificate
     issuers: dict[str, TrustedIssuer]
     rejected: tuple[tuple[str, str], ...] = field(default=())
+    services: dict[str, TrustedIssuer] = field(default_factory=dict)
 
     @classmethod
     def from_certificates(cls, root: x509.Certificate, certs: list[x509.Certificate], *,
                           path: Path | None = None) -> "TrustStore":
         _check_root(root, path)
         issuers: dict[str, TrustedIssuer] = {}
+        services: dict[str, TrustedIssuer] = {}
         rejected: list[tuple[str, str]] = []
         for cert in certs:
-            problem = _admission_problem(cert, root)
+            service = _is_service_cert(cert)
+            problem = _admission_problem(cert, root, HUB_SERVICE_EKU if service else LICENCE_SIGNING_EKU)
             if problem:
                 rejected.append((cert.subject.rfc4514_string(), problem))
                 continue
             key = cert.public_key()
             assert isinstance(key, Ed25519PublicKey)  # checked in _admission_problem
-            kid = jwk_thumbprint(key)
-            issuers[kid] = TrustedIssuer(
+            kid = service_kid(key) if service else jwk_thumbprint(key)
+            (services if service else issuers)[kid] = TrustedIssuer(
                 kid=kid, certificate=cert, public_key=key,
                 code=_attr(cert.subject, NameOID.SERIAL_NUMBER),
                 name=_attr(cert.subject, NameOID.ORGANIZATION_NAME),
                 not_before=max(cert.not_valid_before_utc, root.not_valid_before_utc),
                 not_after=min(cert.not_valid_after_utc, root.not_valid_after_utc))
-        return cls(root, issuers, tuple(rejected))
+        return cls(root, issuers, tuple(rejected), services)
 
     @classmethod
     def from_dir(cls, path: Path) -> "TrustStore":
@@ -168,8 +219,34 @@ class TrustStore:
     def issuer(self, kid: str) -> TrustedIssuer | None:
         return self.issuers.get(kid)
 
+    def expiring(self, at: dt.datetime, *, days: int) -> list["CertExpiry"]:
+        """Current signing certificates (the latest per department, and the latest hub
+        service certificate) that are expired or expire within ``days`` of ``at``,
+        soonest first. Retired certificates (superseded by a newer one) are left out."""
+        at = aware(at)
+        latest: dict[tuple[str, str], tuple[str, TrustedIssuer]] = {}
+        for kind, group in (("licence_issuer", self.issuers), ("hub_service", self.services)):
+            for kid, t in group.items():
+                key = (kind, t.code if kind == "licence_issuer" else "")
+                if key not in latest or t.certificate.not_valid_after_utc > latest[key][1].certificate.not_valid_after_utc:
+                    latest[key] = (kid, t)
+        limit = at + dt.timedelta(days=days)
+        out = []
+        for (kind, _), (kid, t) in latest.items():
+            if t.not_after <= limit:
+                out.append(CertExpiry(kind=kind, kid=kid, code=t.code or "hub-service", name=t.name,
+                                      subject=_attr(t.certificate.subject, NameOID.COMMON_NAME),
+                                      not_after=t.not_after, days_left=(t.not_after - at).days,
+                                      expired=t.not_after < at))
+        return sorted(out, key=lambda e: e.not_after)
+
+    def service(self, kid: str) -> TrustedIssuer | None:
+        """The hub service signer (use-copies, usage-log seals) with that ``kid``."""
+        return self.services.get(kid)
+
     def jwks(self) -> dict[str, object]:
-        return {"keys": [public_jwk(i.certificate, self.root) for i in self.issuers.values()]}
+        return {"keys": [public_jwk(i.certificate, self.root) for i in self.issuers.values()]
+                + [public_jwk(s.certificate, self.root, kid=kid) for kid, s in self.services.items()]}
 
     def write(self, directory: Path) -> Path:
         """Publish ``root.pem``, ``bundle.pem`` and ``jwks.json`` (each replaced atomically)."""
@@ -177,7 +254,7 @@ class TrustStore:
         directory.mkdir(parents=True, exist_ok=True)
         root_pem = self.root.public_bytes(serialization.Encoding.PEM)
         bundle = root_pem + b"".join(i.certificate.public_bytes(serialization.Encoding.PEM)
-                                     for i in self.issuers.values())
+                                     for i in [*self.issuers.values(), *self.services.values()])
         jwks = json.dumps(self.jwks(), indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
         for name, data in (("root.pem", root_pem), ("bundle.pem", bundle), ("jwks.json", jwks)):
             tmp = directory / f".{name}.tmp"

@@ -124,10 +124,13 @@ def test_published_trust_holds_public_material_only(hub):
     assert names == ["bundle.pem", "jwks.json", "root.pem"]
     assert not any(b"PRIVATE" in p.read_bytes() for p in layout.trust.iterdir())
     bundle = x509.load_pem_x509_certificates((layout.trust / "bundle.pem").read_bytes())
-    assert bundle[0] == keyring.root_certificate and len(bundle) == 1 + len(keyring.issuers)
+    # root, one licence issuer per department, the hub service certificate (use-copies, seals)
+    assert bundle[0] == keyring.root_certificate and len(bundle) == 1 + len(keyring.issuers) + 1
     jwks = json.loads((layout.trust / "jwks.json").read_text())
     by_kid = {k["kid"]: k for k in jwks["keys"]}
-    assert set(by_kid) == {i.kid for i in keyring.issuers.values()} == set(trust.issuers)
+    assert set(by_kid) == {i.kid for i in keyring.issuers.values()} | {keyring.service.kid}
+    assert {i.kid for i in keyring.issuers.values()} == set(trust.issuers)
+    assert set(trust.services) == {keyring.service.kid} and keyring.service.kid.startswith("hub-service-")
     for jwk in by_kid.values():
         assert (jwk["kty"], jwk["crv"], jwk["alg"], jwk["use"]) == ("OKP", "Ed25519", "Ed25519", "sig")
         assert "d" not in jwk and len(jwk["x5c"]) == 2

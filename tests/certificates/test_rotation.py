@@ -56,8 +56,10 @@ def test_expiry_warning_names_each_certificate_due_within_the_configured_days(tm
     with caplog.at_level(logging.WARNING, logger="certificates.pki"):
         messages = warn_expiring(ring, late, days=40)
     due = {i.code for i in ring.issuers.values() if i.department.key != "scjg"}
-    assert len(messages) == len(due) and all(any(code in m for m in messages) for code in due)
+    # ... and the hub service certificate (use-copies, usage-log seals), made at T0 too
+    assert len(messages) == len(due) + 1 and all(any(code in m for m in messages) for code in due)
+    assert sum("服务签章证书" in m and "rotate_service" in m for m in messages) == 1
     assert not any(ring.issuer("scjg").code in m for m in messages)
-    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == len(due)
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == len(due) + 1
     monkeypatch.setenv("ONEWINDOW_CERT_WARN_DAYS", "90")
-    assert len(warn_expiring(ring, late)) == len(ring.issuers)
+    assert len(warn_expiring(ring, late)) == len(ring.issuers) + 1

@@ -128,7 +128,8 @@ def test_the_service_publishes_lists_jwks_and_trust_bundle(tmp_path, monkeypatch
     trust = TrustStore.from_dir(layout.trust)
     with TestClient(create_app(layout, watch_interval=None)) as client:
         jwks = client.get("/.well-known/jwks.json")
-        assert jwks.status_code == 200 and {k["kid"] for k in jwks.json()["keys"]} == set(trust.issuers)
+        assert jwks.status_code == 200 and {k["kid"] for k in jwks.json()["keys"]} == set(trust.issuers) | set(
+            trust.services)
         pem = client.get("/.well-known/onewindow-trust.pem")
         assert pem.status_code == 200 and pem.text == (layout.trust / "bundle.pem").read_text()
         [path] = sorted((layout.root / "status").glob("*.jws"))
