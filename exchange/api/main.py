@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from exchange.api.core import audit, logs, openapi
+from exchange.api.core import audit, logs, openapi, tls
 from exchange.api.core.config import Settings
 from exchange.api.core.snapshot import SnapshotStore
 from exchange.api.deps import TrustCache
@@ -98,6 +98,7 @@ def create_app(layout: Layout | None = None, *, settings: Settings | None = None
     app.state.catalogue = load_catalogue()
     app.state.trust = TrustCache(layout)
     audit.install(app, layout, settings, app.state.catalogue)
+    tls.install(app, layout)
     _install_error_handlers(app)
     for module in (health, subjects, licences, items, onceonly, applications, materials, usagelog):
         app.include_router(module.router)

@@ -185,3 +185,57 @@ def disable_client(client_id: str = typer.Argument(...),
     except StoreError as exc:
         _fail(exc)
     console.print(f"client {client_id} {'enabled' if enable else 'disabled'}")
+
+
+@app.command("issue-client-cert")
+def issue_client_cert(client_id: str = typer.Argument(..., help="Client id (onewindow admin add-client)."),
+                      out: str = typer.Option(..., "--out", help="Directory for <client>.key.pem, "
+                                                                  "<client>.cert.pem and hub-root.pem."),
+                      days: int = typer.Option(365, min=1, max=3650, help="Validity in days.")) -> None:
+    """Issue a mutual-TLS client certificate under the hub root for a client (stronger than an API key)."""
+    from pathlib import Path
+
+    from certificates.exceptions import CertificateError
+    from certificates.tls import issue_client_certificate
+    from exchange.api.core.tls import ClientCertRegistry
+
+    store = _store()
+    client = store.client(client_id)
+    if client is None:
+        _fail(ValueError(f"no client {client_id!r}: add it first (onewindow admin add-client)"))
+    try:
+        issued = issue_client_certificate(Layout.from_env(), client.client_id, client.department_code,
+                                          client.department_name, Path(out), at=_now(),
+                                          validity=dt.timedelta(days=days))
+    except (CertificateError, ValueError) as exc:
+        _fail(exc)
+    ClientCertRegistry(store).register(issued.certificate, client.client_id, at=_now())
+    console.print(f"client certificate for {client_id}: {issued.cert_path} (key {issued.key_path}, "
+                  f"hub root {issued.ca_path}); sha256 {issued.fingerprint}")
+
+
+@app.command("revoke-client-certs")
+def revoke_client_certs(client_id: str = typer.Argument(...)) -> None:
+    """Revoke every client certificate of a client (TLS still completes; the service answers 401)."""
+    from exchange.api.core.tls import ClientCertRegistry
+
+    console.print(f"revoked {ClientCertRegistry(_store()).revoke(client_id, at=_now())} certificate(s)")
+
+
+@app.command("issue-server-cert")
+def issue_server_cert(names: list[str] = typer.Argument(..., help="DNS names / IP addresses the hub is served under."),
+                      out: str = typer.Option(..., "--out", help="Directory for server.key.pem, server.cert.pem."),
+                      days: int = typer.Option(365, min=1, max=3650)) -> None:
+    """Issue the service's HTTPS certificate under the hub root (set ONEWINDOW_TLS_CERT / _KEY to it)."""
+    from pathlib import Path
+
+    from certificates.exceptions import CertificateError
+    from certificates.tls import issue_server_certificate
+
+    try:
+        issued = issue_server_certificate(Layout.from_env(), names, Path(out), at=_now(),
+                                          validity=dt.timedelta(days=days))
+    except (CertificateError, ValueError) as exc:
+        _fail(exc)
+    console.print(f"server certificate {issued.cert_path} (key {issued.key_path}); "
+                  f"ONEWINDOW_TLS_CERT={issued.cert_path} ONEWINDOW_TLS_KEY={issued.key_path}")

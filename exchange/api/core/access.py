@@ -31,6 +31,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
+from exchange.api.core.tls import peer_certificate
 from exchange.api.exceptions import AccessDenied, PurposeRequired, Unauthenticated
 from exchange.onceonly.catalogue import Catalogue
 from exchange.onceonly.exceptions import UnknownItemError
@@ -59,6 +60,8 @@ class RequestCredentials:
     case_number: str | None
     clerk_id: str | None
     authorisation_code: str | None
+    #: DER client certificate of a mutual-TLS connection (verified against the hub root by TLS)
+    client_cert: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ def _clean(value: str | None) -> str | None:
 
 
 def credentials(
+    request: Request,
     x_api_key: Annotated[str | None, Header(description="API key of the department client")] = None,
     x_purpose_item: Annotated[str | None, Header(description="用证事项: service item code (基本编码 or 实施编码)")] = None,
     x_case_number: Annotated[str | None, Header(description="办件编号: case number")] = None,
@@ -82,7 +86,8 @@ def credentials(
     x_authorisation_code: Annotated[str | None, Header(description="用证码 the holder gave (single use)")] = None,
 ) -> RequestCredentials:
     return RequestCredentials(_clean(x_api_key), _clean(x_purpose_item), _clean(x_case_number),
-                              _clean(x_clerk_id), _clean(x_authorisation_code))
+                              _clean(x_clerk_id), _clean(x_authorisation_code),
+                              peer_certificate(request.scope) if "extensions" in request.scope else None)
 
 
 class AccessControl:
@@ -91,8 +96,18 @@ class AccessControl:
         self.sealer = sealer
         self.catalogue = catalogue
 
+    #: mutual TLS (exchange.api.core.tls.CertificateAuthenticator), set by tls.install
+    certificates: Any = None
+
     def authenticate(self, creds: RequestCredentials) -> Client | None:
-        return self.store.authenticate(creds.api_key) if creds.api_key else None
+        """The client every presented credential (API key, client certificate) names; None if any fails."""
+        by_key = self.store.authenticate(creds.api_key) if creds.api_key else None
+        if creds.client_cert is None:
+            return by_key
+        by_cert = self.certificates.authenticate(creds.client_cert) if self.certificates else None
+        if by_cert is None or (creds.api_key and (by_key is None or by_key.client_id != by_cert.client_id)):
+            return None
+        return by_cert
 
     def record(self, *, action: str, client: Client | None, creds: RequestCredentials,
                holder_code: str | None, licence_types: Iterable[str], decision: str, rule: str,
@@ -126,7 +141,8 @@ class AccessControl:
                               "licence_types": types, "target": target, "at": at}
         client = self.authenticate(creds)
         if client is None:
-            why = "缺少 X-API-Key 请求头" if not creds.api_key else "API key 无效、已吊销或客户端已停用"
+            why = ("缺少 X-API-Key 请求头或客户端证书" if not (creds.api_key or creds.client_cert)
+                   else "API key 或客户端证书无效、已吊销或客户端已停用")
             raise self._deny(Unauthenticated(f"{why}。Authenticate with the X-API-Key header of an "
                                              "active department client (onewindow admin issue-key)."),
                              "unauthenticated", client=None, **kw)
