@@ -88,6 +88,20 @@ def bench_licences(workdir: Path, licences: int | None = None) -> dict[str, dict
 
 
 
+def bench_serve(workdir: Path, console: Console | None = None) -> dict[str, dict]:
+    """The hub on loopback under wrk (32 connections) vs a bare FastAPI endpoint: lookup, once-only, sustained.
+
+    ``ONEWINDOW_BENCH_SERVE_PERSONS`` (default 1,000,000) persons go through the real pipeline
+    into a published snapshot; ``ONEWINDOW_BENCH_SERVE_SECONDS`` (15) per measured run,
+    ``ONEWINDOW_BENCH_SUSTAINED_SECONDS`` (60) for the sustained run. See exchange/serve_bench.py.
+    """
+    from exchange.serve_bench import bench_serve as serve
+
+    persons = int(os.environ.get("ONEWINDOW_BENCH_SERVE_PERSONS", 1_000_000))
+    return serve(workdir, persons, console, seconds=float(os.environ.get("ONEWINDOW_BENCH_SERVE_SECONDS", 15)),
+                 sustained_seconds=float(os.environ.get("ONEWINDOW_BENCH_SUSTAINED_SECONDS", 60)))
+
+
 def _size_label(n: int) -> str:
     return f"{n // 1_000_000}m" if n % 1_000_000 == 0 else str(n)
 
@@ -124,6 +138,7 @@ def run_benchmarks(*, persons: int, only: list[str] | None, as_json: bool, conso
             ("sign", bench_sign),
             ("licences", lambda: bench_licences(workdir)),
             ("validate", lambda: bench_validate(workdir, log)),
+            ("serve", lambda: bench_serve(workdir, log)),
         ]
         for name, fn in plan:
             if only and name not in only:
