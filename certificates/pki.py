@@ -419,6 +419,23 @@ def rotate_service(layout: Layout, *, at: dt.datetime, passphrase: bytes | None 
     return HubServiceKey(key, cert, keyring.root_certificate, service_kid(key.public_key()))
 
 
+def hub_service_key(layout: Layout, *, at: dt.datetime, passphrase: bytes | None = None) -> HubServiceKey:
+    """The hub service key (use-copies, usage-log seals) — created under the root if missing.
+
+    Anything it signs must verify with the published trust material, so when
+    ``layout.trust/bundle.pem`` does not carry its certificate yet (a data directory from
+    before the service key existed) the trust material is published again.
+    """
+    keyring = Keyring.load_or_create(layout, at=at, passphrase=passphrase)
+    assert keyring.service is not None  # load_or_create always makes one
+    pem = keyring.service.certificate.public_bytes(serialization.Encoding.PEM)
+    bundle = layout.trust / "bundle.pem"
+    if not bundle.is_file() or pem not in bundle.read_bytes():
+        publish_trust(keyring, layout.trust)
+        log.info("published the trust material with the hub service certificate %s", keyring.service.kid)
+    return keyring.service
+
+
 def publish_trust(keyring: Keyring, directory: Path) -> Path:
     """Write ``root.pem``, ``bundle.pem`` and ``jwks.json`` into ``directory``; returns it."""
     return keyring.trust().write(directory)

@@ -32,24 +32,24 @@ def verify_log(
     date_from: Optional[str] = typer.Option(None, "--from", help="First day (YYYY-MM-DD, CST)."),
     date_to: Optional[str] = typer.Option(None, "--to", help="Last day (YYYY-MM-DD, CST)."),
     exports: Optional[Path] = typer.Option(None, help="Export folder (default <data-dir>/service/usage-log)."),
-    root_cert: Optional[Path] = typer.Option(None, help="Hub root certificate (default <data-dir>/trust/root.pem)."),
+    trust_dir: Optional[Path] = typer.Option(
+        None, help="Published trust material: root.pem + bundle.pem with the hub service certificate "
+                   "that signs the seals (default <data-dir>/trust)."),
     store: bool = typer.Option(False, "--store/--no-store",
                                help="Also verify the live store's chain after the last seal (needs the data dir)."),
 ) -> None:
     """Verify the sealed usage log offline; exit 1 and name the first broken record if altered."""
-    from cryptography import x509
-
+    from certificates import TrustStore, TrustStoreError
     from exchange.usagelog.seal import export_dir
     from exchange.usagelog.verify import verify_exports, verify_store_chain
 
     layout = Layout.from_env()
-    root_path = root_cert or layout.trust / "root.pem"
     try:
-        root = x509.load_pem_x509_certificate(root_path.read_bytes())
-    except (OSError, ValueError) as exc:
-        console.print(f"[red]cannot read the hub root certificate {root_path}: {exc}[/]")
+        trust = TrustStore.from_dir(trust_dir or layout.trust)
+    except TrustStoreError as exc:
+        console.print(f"[red]cannot load the published trust material: {exc}[/]")
         raise typer.Exit(2) from None
-    report = verify_exports(exports or export_dir(layout), root.public_key(),  # type: ignore[arg-type]
+    report = verify_exports(exports or export_dir(layout), trust,
                             date_from=_day(date_from, "--from"), date_to=_day(date_to, "--to"))
     console.print(f"sealed days checked: {len(report.days)}  records: {report.records}")
     if report.intact and store:

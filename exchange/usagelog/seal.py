@@ -1,8 +1,9 @@
-"""Sealing the usage log per day: Merkle root signed by the hub root key, Parquet export.
+"""Sealing the usage log per day: Merkle root signed by the hub service key, Parquet export.
 
 A day (CST) is sealed once it is over. The seal is a compact JWS (``typ``
-``vnd.onewindow.usage-seal+jws``, EdDSA with the hub root key, ``kid`` its JWK
-thumbprint) over canonical JSON::
+``vnd.onewindow.usage-seal+jws``, Ed25519 with the hub service key, ``kid``
+``hub-service-<thumbprint>``; seals made before the service key existed were signed by
+the hub root key, ``kid`` its thumbprint) over canonical JSON::
 
     {"ver": 1, "day", "first_seq", "last_seq", "count", "merkle_root", "last_hash",
      "prev_digest", "file", "file_sha256"}
@@ -42,30 +43,18 @@ def export_dir(layout: Layout) -> Path:
     return layout.service / "usage-log"
 
 
-def _b64(data: bytes) -> str:
-    import base64
-
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 class HubSigner:
-    """Signs seals with the hub root key from ``certificates``' key store (``layout.keys``)."""
+    """Signs seals with the hub service key (``certificates.pki.hub_service_key``: a certificate
+    under the hub root for hub-signed documents, published in the trust bundle), not the root."""
 
     def __init__(self, layout: Layout, *, at: dt.datetime) -> None:
-        from certificates import Keyring
-        from certificates.pki import _load_key, resolve_passphrase
-        from certificates.trust import jwk_thumbprint
+        from certificates.pki import hub_service_key
 
-        Keyring.load_or_create(layout, at=at)  # creates the hub root on a fresh data dir
-        self._key = _load_key(layout.keys / "root.key.pem", resolve_passphrase())
-        self.kid = jwk_thumbprint(self._key.public_key())
+        self._service = hub_service_key(layout, at=at)
+        self.kid = self._service.kid
 
     def sign(self, payload: dict[str, Any], *, typ: str = SEAL_TYPE) -> str:
-        from certificates import canonical_json
-
-        header = _b64(canonical_json({"alg": "Ed25519", "kid": self.kid, "typ": typ, "ver": 1}))
-        signing_input = f"{header}.{_b64(canonical_json(payload))}"
-        return f"{signing_input}.{_b64(self._key.sign(signing_input.encode('ascii')))}"
+        return self._service.sign(payload, typ=typ)
 
 
 def export_rows(records: list[Any]) -> dict[str, list[Any]]:

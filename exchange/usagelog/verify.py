@@ -1,7 +1,10 @@
 """Offline verification of the usage log: exports, seals, and (optionally) the live store's chain.
 
-Needs only the export folder and the hub root certificate (``trust/root.pem``). Checks,
-per sealed day: the seal's signature under the root key, the seal chain (each seal names
+Needs only the export folder and the published trust material (``trust/root.pem`` +
+``bundle.pem``, :class:`certificates.TrustStore`). Checks, per sealed day: the seal's
+signature under the hub service key its ``kid`` names (a certificate the root vouches
+for with the hub service extendedKeyUsage; seals made before that key existed were signed
+by the root key itself and still verify under it), the seal chain (each seal names
 its predecessor's digest, and the file name carries it), the Parquet file's sha256, and
 each record: its chain hash, its link to the previous record (across days too), contiguous
 ``seq``, the derived columns against the record, and the count and Merkle root the seal
@@ -20,6 +23,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from certificates.trust import TrustStore, jwk_thumbprint
 from exchange.store.base import LogRecord, ServiceStore
 from exchange.store.sqlite import GENESIS, chain_hash
 from exchange.usagelog.merkle import merkle_root
@@ -56,7 +60,23 @@ def _b64d(s: str) -> bytes:
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
 
-def _check_seal(jws: str, root_key: Ed25519PublicKey) -> dict[str, Any]:
+def _seal_key(header: dict[str, Any], trust: TrustStore | Ed25519PublicKey) -> Ed25519PublicKey:
+    """The key a seal must verify under: the hub service key its ``kid`` names, or (seals from
+    before the service key) the root key; a bare key is used as it is."""
+    if isinstance(trust, Ed25519PublicKey):
+        return trust
+    kid = header.get("kid")
+    service = trust.service(kid) if isinstance(kid, str) else None
+    if service is not None:
+        return service.public_key
+    root_key = trust.root.public_key()
+    if isinstance(root_key, Ed25519PublicKey) and kid == jwk_thumbprint(root_key):
+        return root_key
+    raise ValueError(f"seal signed by key {kid!r}, which is neither the published hub service key "
+                     "nor the hub root (unknown signer)")
+
+
+def _check_seal(jws: str, trust: TrustStore | Ed25519PublicKey) -> dict[str, Any]:
     """The seal payload; raises ValueError saying why the seal is not valid."""
     try:
         header_b64, payload_b64, sig_b64 = jws.strip().split(".")
@@ -66,10 +86,11 @@ def _check_seal(jws: str, root_key: Ed25519PublicKey) -> dict[str, Any]:
         raise ValueError(f"seal is not a compact JWS ({exc})") from None
     if header.get("typ") != SEAL_TYPE or header.get("alg") != "Ed25519":
         raise ValueError(f"seal header is not a usage-log seal: {header}")
+    key = _seal_key(header, trust)
     try:
-        root_key.verify(_b64d(sig_b64), f"{header_b64}.{payload_b64}".encode("ascii"))
+        key.verify(_b64d(sig_b64), f"{header_b64}.{payload_b64}".encode("ascii"))
     except InvalidSignature:
-        raise ValueError("seal signature does not verify under the hub root key") from None
+        raise ValueError(f"seal signature does not verify under the key {header.get('kid')!r}") from None
     return payload
 
 
@@ -114,9 +135,12 @@ def _check_records(day: str, rows: list[dict[str, Any]], prev_hash: str | None, 
     return prev_hash
 
 
-def verify_exports(directory: Path, root_public_key: Ed25519PublicKey, *, date_from: str | None = None,
+def verify_exports(directory: Path, trust: TrustStore | Ed25519PublicKey, *, date_from: str | None = None,
                    date_to: str | None = None) -> LogReport:
-    """Verify the sealed exports in ``directory`` for days in [date_from, date_to]."""
+    """Verify the sealed exports in ``directory`` for days in [date_from, date_to].
+
+    ``trust``: the published trust material (seals verify under the hub service key or,
+    for old seals, the root), or one public key every seal must verify under."""
     report = LogReport()
     seals = sorted(Path(directory).glob("usage-*.seal.jws"))
     prev_digest = GENESIS
@@ -126,7 +150,7 @@ def verify_exports(directory: Path, root_public_key: Ed25519PublicKey, *, date_f
         jws = seal_path.read_text(encoding="ascii").strip()
         name_day = seal_path.name[len("usage-"):len("usage-") + 10]
         try:
-            seal = _check_seal(jws, root_public_key)
+            seal = _check_seal(jws, trust)
         except ValueError as exc:
             report.problems.append(Problem(name_day, None, str(exc)))
             return report

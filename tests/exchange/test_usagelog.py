@@ -31,10 +31,8 @@ def keys(layout):
 
 @pytest.fixture()
 def sealed(layout, keys):
-    """Three days of 5 records each, sealed; returns (store, root public key)."""
-    from cryptography import x509
-
-    from certificates import publish_trust
+    """Three days of 5 records each, sealed; returns (store, published trust store)."""
+    from certificates import TrustStore, publish_trust
     from certificates.pki import Keyring
 
     store = open_store(layout)
@@ -48,8 +46,7 @@ def sealed(layout, keys):
     report = seal_due(store, layout, None, at=DAY1 + dt.timedelta(days=3))
     assert report.sealed == ["2026-11-10", "2026-11-11", "2026-11-12"] and not report.failed
     publish_trust(Keyring.load_or_create(layout, at=DAY1), layout.trust)
-    root = x509.load_pem_x509_certificate((layout.trust / "root.pem").read_bytes()).public_key()
-    yield store, root
+    yield store, TrustStore.from_dir(layout.trust)
     store.close()
 
 
@@ -181,14 +178,86 @@ def test_verify_log_cli(layout, sealed, monkeypatch):
     assert runner.invoke(app, ["audit", "verify-log", "--to", "2026-11-11"]).exit_code == 0
 
 
-def test_hub_signer_uses_the_hub_root(layout):
+def test_hub_signer_uses_the_hub_service_key_not_the_root(layout):
     from cryptography import x509
+
+    from certificates import Keyring, TrustStore
+    from certificates.trust import HUB_SERVICE_EKU, LICENCE_SIGNING_EKU, jwk_thumbprint
 
     signer = HubSigner(layout, at=DAY1)
     root = x509.load_pem_x509_certificate((layout.keys / "root.cert.pem").read_bytes())
+    assert signer.kid != jwk_thumbprint(root.public_key())
+    service = Keyring.load_or_create(layout, at=DAY1).service
+    assert signer.kid == service.kid and signer.kid.startswith("hub-service-")
+    eku = service.certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [HUB_SERVICE_EKU] and LICENCE_SIGNING_EKU not in eku
+    # HubSigner published the trust material with the service certificate in it
+    trust = TrustStore.from_dir(layout.trust)
+    assert set(trust.services) == {signer.kid} and signer.kid not in trust.issuers
+
+
+def _resign_seals(out, key, kid):
+    """Re-sign every seal in ``out`` with ``key`` (and rename so the digest chain still holds)."""
+    import base64
+    import hashlib
+
+    from certificates import canonical_json
+    from certificates.signing import b64url
+
+    prev = "0" * 64
+    for seal_path in sorted(out.glob("usage-*.seal.jws")):
+        payload = json.loads(base64.urlsafe_b64decode(seal_path.read_text().split(".")[1] + "=="))
+        day, old_parquet = payload["day"], out / payload["file"]
+        name = f"usage-{day}-{prev[:16]}"
+        payload.update(prev_digest=prev, file=f"{name}.parquet")
+        head = b64url(canonical_json({"alg": "Ed25519", "kid": kid, "typ": "vnd.onewindow.usage-seal+jws", "ver": 1}))
+        signing_input = f"{head}.{b64url(canonical_json(payload))}"
+        jws = f"{signing_input}.{b64url(key.sign(signing_input.encode('ascii')))}"
+        seal_path.unlink()
+        old_parquet.rename(out / f"{name}.parquet")
+        (out / f"{name}.seal.jws").write_text(jws + "\n")
+        prev = hashlib.sha256(jws.encode("ascii")).hexdigest()
+
+
+def test_seals_verify_under_the_published_service_key_old_root_seals_too_unknown_signers_fail(layout, sealed, tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from certificates.pki import _load_key, resolve_passphrase
     from certificates.trust import jwk_thumbprint
 
-    assert signer.kid == jwk_thumbprint(root.public_key())
+    store, trust = sealed
+    kids = {json.loads(__import__("base64").urlsafe_b64decode(s.jws.split(".")[0] + "=="))["kid"]
+            for s in store.seals()}
+    assert kids == set(trust.services)  # the service key signed the seals
+    # the root key alone no longer verifies them
+    assert "signature" in verify_exports(export_dir(layout), trust.root.public_key()).first_broken.reason
+    # seals made before the service key existed (signed by the root) still verify
+    old = tmp_path / "old"
+    shutil.copytree(export_dir(layout), old)
+    root_key = _load_key(layout.keys / "root.key.pem", resolve_passphrase())
+    _resign_seals(old, root_key, jwk_thumbprint(root_key.public_key()))
+    assert verify_exports(old, trust).intact
+    # a seal by any other key: unknown signer, even when it names the service kid
+    rogue = Ed25519PrivateKey.generate()
+    for kid, words in ((jwk_thumbprint(rogue.public_key()), "unknown signer"),
+                       (next(iter(trust.services)), "does not verify")):
+        bad = tmp_path / f"bad-{len(words)}"
+        shutil.copytree(export_dir(layout), bad)
+        _resign_seals(bad, rogue, kid)
+        first = verify_exports(bad, trust).first_broken
+        assert first is not None and first.day == "2026-11-10" and words in first.reason, first
+
+
+def test_verify_log_cli_needs_the_published_trust_material(layout, sealed, monkeypatch, tmp_path):
+    from exchange.cli import app
+
+    monkeypatch.setenv("ONEWINDOW_DATA_DIR", str(layout.root))
+    out = CliRunner().invoke(app, ["audit", "verify-log", "--trust-dir", tmp_path])
+    assert out.exit_code == 2 and "trust" in out.output
+    shutil.copy(layout.trust / "root.pem", tmp_path / "root.pem")
+    shutil.copy(layout.trust / "root.pem", tmp_path / "bundle.pem")  # a bundle without the service cert
+    out = CliRunner().invoke(app, ["audit", "verify-log", "--trust-dir", tmp_path])
+    assert out.exit_code == 1 and "unknown signer" in out.output, out.output
 
 
 def test_status_route_reports_pending_and_failed_seals(layout, keys):
