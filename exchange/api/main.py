@@ -105,6 +105,9 @@ def create_app(layout: Layout | None = None, *, settings: Settings | None = None
     app.include_router(quality_routes.router)
     app.include_router(status_routes.router)
     _summaries_from_docstrings(app)
+    from exchange import web  # the pages (not in the OpenAPI schema), sessions, /quality guard
+
+    web.install(app)
     openapi.install(app)
     return app
 
