@@ -6,7 +6,10 @@ After the library build issues licences, :func:`check_issued` exports the
 and MOD 37,36 check (``certificates.check_identifier``; the known off-by-one variant is
 flagged, not rejected), identifier parts agreeing with the licence's type, issuer and
 version, and holder code type consistency (111 ⇒ GB 11643, 001 ⇒ GB 32100).  The
-result is for auditors (quality history, Data Docs); it never un-issues a licence.
+result is for auditors (quality history, Data Docs, and the library's ``quarantine``
+table, where each quarantined licence is listed with every reason like a source's
+rows); it never un-issues a licence.  A licence that passes a later build's check
+resolves its earlier quarantine entries (``resolved_interval``).
 """
 
 from __future__ import annotations
@@ -55,4 +58,36 @@ def check_issued(layout, *, at: dt.datetime, run_id: str) -> tuple[str, CheckRes
             con.close()
     result = check_batch(raw, DATASET, run_id=run_id, out_dir=out_dir,
                          docs_dir=layout.reports / "data_docs" / SOURCE_ID / key)
+    record_quarantine(layout, key, result)
     return key, result
+
+
+def record_quarantine(layout, key: str, result: CheckResult) -> None:
+    """Write the quarantined licences into the library's ``quarantine`` table, with their reasons.
+
+    Same rows and shape as a source batch's quarantine (``warehouse.load``): this
+    build's entries replace an earlier check of the same build, and an entry of an
+    earlier build is resolved by this build when its licence passed now.
+    """
+    from warehouse.duck import literal
+    from warehouse.load import _insert_quarantine, open_library
+    from warehouse.lock import writer_lock
+
+    with writer_lock(layout.library):
+        con = open_library(layout)
+        try:
+            con.execute("BEGIN")
+            con.execute("DELETE FROM quarantine WHERE source_id = ? AND interval = ?", [SOURCE_ID, key])
+            _insert_quarantine(con, result.quarantine_path, DATASET)
+            con.execute(f"""
+                UPDATE quarantine SET resolved_interval = ?
+                WHERE source_id = ? AND resolved_interval IS NULL AND interval <> ?
+                  AND record_key IN (SELECT _record_key FROM read_parquet({literal(result.passed_path)}))""",
+                        [key, SOURCE_ID, key])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+

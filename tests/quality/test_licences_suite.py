@@ -50,3 +50,47 @@ def test_build_checks_every_issued_licence_and_records_it(layout):
     _, result = check_issued(layout, at=AT + dt.timedelta(hours=1), run_id="again")
     assert (result.rows, result.quarantined, result.flagged) == (licences + 2, 1, 1)
     assert result.per_rule["licence_id_variant"] == 1 and result.per_rule["licence_id_check_char"] == 1
+
+    # the quarantined licence is in the library's quarantine table with its reasons and row,
+    # like a source's rows; the flagged variant is not
+    import json
+
+    def quarantined():
+        return query(layout.library, """SELECT dataset, interval, record_key, reasons, "row", resolved_interval
+                                        FROM quarantine WHERE source_id = ?""", [SOURCE_ID])
+
+    later = interval_key(AT + dt.timedelta(hours=1))
+    ((dataset, interval, key, reasons, row, resolved),) = quarantined()
+    assert (dataset, interval, key, resolved) == ("licences", later, wrong, None)
+    reasons = json.loads(reasons)
+    assert [r["code"] for r in reasons] == ["licence_id_check_char"]
+    assert reasons[0]["severity"] == "error" and reasons[0]["value"] == wrong and "MOD 37,36" in reasons[0]["message"]
+    assert json.loads(row)["licence_id"] == wrong
+
+    # checking the same build again replaces its entries instead of adding to them
+    check_issued(layout, at=AT + dt.timedelta(hours=1), run_id="again2")
+    assert [r[2] for r in quarantined()] == [wrong]
+
+    # a licence record that disagrees with its identifier is quarantined; once corrected, the
+    # next build's check resolves that entry (a removed licence's entry stays unresolved)
+    def build_check(hours, statement, params):
+        con = connect(layout.library)
+        try:
+            con.execute(statement, params)
+        finally:
+            con.close()
+        check_issued(layout, at=AT + dt.timedelta(hours=hours), run_id=f"build{hours}")
+        return interval_key(AT + dt.timedelta(hours=hours))
+
+    (issuer,) = query(layout.library, "SELECT issuer_code FROM licences WHERE licence_id = ?", [lid])[0]
+    con = connect(layout.library)
+    try:
+        con.execute("DELETE FROM licences WHERE licence_id = ?", [wrong])
+    finally:
+        con.close()
+    second = build_check(2, "UPDATE licences SET issuer_code = ? WHERE licence_id = ?", ["X" * len(issuer), lid])
+    entries = {(r[1], r[2]): (json.loads(r[3]), r[5]) for r in quarantined()}
+    assert set(entries) == {(later, wrong), (second, lid)}
+    assert [r["code"] for r in entries[(second, lid)][0]] == ["licence_id_parts"]
+    third = build_check(3, "UPDATE licences SET issuer_code = ? WHERE licence_id = ?", [issuer, lid])
+    assert {(r[1], r[2]): r[5] for r in quarantined()} == {(later, wrong): None, (second, lid): third}
