@@ -138,6 +138,7 @@ def demo(
         console.print(f"  open http://127.0.0.1:{port}/            landing page (中文)")
         console.print(f"  open http://127.0.0.1:{port}/docs        API (OpenAPI)")
         console.print(f"  open http://127.0.0.1:{port}/api/v1/items  service items (事项)")
+        console.print(f"  open http://127.0.0.1:{port}/login       counter and audit pages (sign in as above)")
         console.print("  Ctrl-C to stop.")
         serve(host="127.0.0.1", port=port)
 

@@ -127,6 +127,15 @@ def run_demo(layout: Layout, *, persons: int, seed: int, days: int, console: Con
         table.add_row(k, f"{v:,}")
     console.print(table)
     console.print(f"demo pipeline wall time: {time.monotonic() - started:.1f} s")
+    from exchange.store import open_store
+    from exchange.web.accounts import create_demo_accounts
+
+    store = open_store(layout)
+    try:
+        for user, role, password in create_demo_accounts(store):
+            console.print(f"web sign-in (/login) {role}: user [bold]{user}[/] password [bold]{password}[/]")
+    finally:
+        store.close()
     return stats
 
 

@@ -239,3 +239,24 @@ def issue_server_cert(names: list[str] = typer.Argument(..., help="DNS names / I
         _fail(exc)
     console.print(f"server certificate {issued.cert_path} (key {issued.key_path}); "
                   f"ONEWINDOW_TLS_CERT={issued.cert_path} ONEWINDOW_TLS_KEY={issued.key_path}")
+
+
+@app.command("add-user")
+def add_user(username: str = typer.Argument(..., help="Sign-in name for the web pages."),
+             role: str = typer.Option(..., help="clerk (窗口), auditor (审计) or administrator (管理员)."),
+             name: str = typer.Option("", help="Display name, e.g. 张敏."),
+             client_id: Optional[str] = typer.Option(None, "--client",
+                                                     help="Counter client a clerk acts through (default web-counter)."),
+             ) -> None:
+    """Create (or reset the password of) a web account; password from ONEWINDOW_USER_PASSWORD or a prompt."""
+    import os
+
+    from exchange.web.accounts import AccountError, add_user as create
+
+    password = os.environ.get("ONEWINDOW_USER_PASSWORD") or typer.prompt(
+        f"password for {username}", hide_input=True, confirmation_prompt=True)
+    try:
+        account = create(_store(), username, password, role=role, display_name=name or None, client_id=client_id)
+    except AccountError as exc:
+        _fail(exc)
+    console.print(f"user {account.username} ({account.role}){' acting as ' + account.client_id if account.client_id else ''}")

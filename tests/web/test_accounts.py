@@ -1,0 +1,87 @@
+"""Web accounts: scrypt hashes with per-user salt, roles, the admin command, the /quality guard."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from exchange.cli import app
+from exchange.store import open_store
+from exchange.web import accounts
+
+
+def test_passwords_are_salted_scrypt_and_checked(layout):
+    store = open_store(layout)
+    accounts.ensure_counter_client(store)
+    accounts.add_user(store, "a1", "correct horse", role="auditor")
+    accounts.add_user(store, "a2", "correct horse", role="auditor")
+    r1, r2 = store.account("a1"), store.account("a2")
+    assert r1["salt"] != r2["salt"] and r1["digest"] != r2["digest"]  # per-user salt
+    assert b"correct horse" not in r1["digest"] and len(r1["digest"]) == 32
+    assert accounts.authenticate(store, "a1", "correct horse").role == "auditor"
+    assert accounts.authenticate(store, "a1", "correct horsE") is None
+    assert accounts.authenticate(store, "nobody", "correct horse") is None
+    with pytest.raises(accounts.AccountError, match="at least"):
+        accounts.add_user(store, "a3", "short", role="auditor")
+    with pytest.raises(accounts.AccountError, match="role"):
+        accounts.add_user(store, "a3", "long enough pw", role="janitor")
+    with pytest.raises(accounts.AccountError, match="counter client"):
+        accounts.add_user(store, "c1", "long enough pw", role="clerk", client_id="missing")
+
+
+def test_admin_add_user_reads_password_from_env(layout, monkeypatch):
+    monkeypatch.setenv("ONEWINDOW_DATA_DIR", str(layout.root))
+    monkeypatch.setenv("ONEWINDOW_USER_PASSWORD", "a long secret 1")
+    run = CliRunner().invoke
+    out = run(app, ["admin", "add-user", "zhang", "--role", "clerk"])
+    assert out.exit_code == 1 and "web-counter" in out.output  # no counter client yet: says how to fix
+    accounts.ensure_counter_client(open_store(layout))
+    out = run(app, ["admin", "add-user", "zhang", "--role", "clerk", "--name", "张敏"])
+    assert out.exit_code == 0, out.output
+    assert accounts.authenticate(open_store(layout), "zhang", "a long secret 1").display_name == "张敏"
+    assert run(app, ["admin", "add-user", "li", "--role", "boss"]).exit_code == 1
+
+
+def test_demo_accounts_have_fresh_passwords(layout):
+    store = open_store(layout)
+    made = accounts.create_demo_accounts(store)
+    assert {(u, r) for u, r, _ in made} == {("clerk", "clerk"), ("auditor", "auditor")}
+    for user, _, password in made:
+        assert accounts.authenticate(store, user, password) is not None
+    assert accounts.create_demo_accounts(store)[0][2] != made[0][2]
+
+
+def test_quality_needs_an_auditor_session(layout):
+    from fastapi.testclient import TestClient
+
+    from exchange.api.main import create_app
+
+    app = create_app(layout, watch_interval=None)
+    with TestClient(app) as client:
+        store = app.state.service_store
+        accounts.ensure_counter_client(store)
+        accounts.add_user(store, "aud", "auditor pass 1", role="auditor")
+        accounts.add_user(store, "clk", "clerk pass 12", role="clerk")
+        r = client.get("/quality", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Fquality"
+        assert "ow_session" not in client.get("/api/v1/items").headers.get("set-cookie", "")
+
+        def sign_in(user: str, password: str):
+            token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
+            return client.post("/login", data={"csrf": token, "username": user, "password": password},
+                               follow_redirects=False)
+
+        r = client.post("/login", data={"username": "aud", "password": "auditor pass 1"})
+        assert r.status_code == 403 and "CSRF" in r.text  # no token, no sign-in
+        r = sign_in("clk", "clerk pass 12")
+        cookie = r.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie
+        assert client.get("/quality", follow_redirects=False).status_code == 303  # a clerk is not an auditor
+        assert client.get("/audit").status_code == 403
+        client.cookies.clear()
+        assert sign_in("aud", "auditor pass 1").headers["location"] == "/audit"
+        r = client.get("/quality", follow_redirects=False)
+        assert r.status_code != 303  # passes the guard (the route itself answers: 503 without a snapshot)
+        assert all(not p.startswith(("/counter", "/audit", "/login")) for p in client.get("/openapi.json").json()["paths"])
