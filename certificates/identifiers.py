@@ -42,18 +42,27 @@ VARIANT_FLAG = "non-standard check character (known variant)"
 VARIANT_FLAG_ZH = "非标准校验位（已知变体）"
 
 
-def _running_value(body: str) -> int:
-    """ISO 7064 hybrid system: P after the last character, reduced mod (M+1)."""
-    p = _M
+def _running_value(body: str, p: int = _M) -> int:
+    """ISO 7064 hybrid system: P after the last character, reduced mod (M+1).
+
+    ``p`` is the running value before ``body`` (``_M`` at the start), so a value can
+    be continued from a cached prefix (:func:`_prefix_value`)."""
     for ch in body:
         s = (p + _VALUE[ch]) % _M or _M
         p = (s * 2) % (_M + 1)
     return p
 
 
-def _body(type_code: str, issuer_code: str, serial: str, version: int) -> str:
+@functools.lru_cache(maxsize=4096)
+def _prefix_value(type_code: str, issuer_code: str) -> int:
+    """Running value after ``type_code + issuer_code`` (cached: a handful of pairs recur in
+    every identifier; the serial and version are all that change)."""
+    return _running_value(type_code + issuer_code)
+
+
+def _identifier_value(type_code: str, issuer_code: str, serial: str, version: int) -> int:
     _check_parts(type_code, issuer_code, serial, version)
-    return f"{type_code}{issuer_code}{serial}{version:03d}"
+    return _running_value(f"{serial}{version:03d}", _prefix_value(type_code, issuer_code))
 
 
 def _check_parts(type_code: str, issuer_code: str, serial: str, version: int) -> None:
@@ -83,13 +92,13 @@ def _code_format_problem(code: str) -> str | None:
 
 def check_char(type_code: str, issuer_code: str, serial: str, version: int) -> str:
     """The GB/T 36904 (ISO 7064 MOD 37,36) check character for these parts."""
-    p = _running_value(_body(type_code, issuer_code, serial, version))
+    p = _identifier_value(type_code, issuer_code, serial, version)
     return ALPHABET[(_M + 1 - p) % _M]
 
 
 def variant_check_char(type_code: str, issuer_code: str, serial: str, version: int) -> str:
     """The check character of the known off-by-one variant (see module docstring)."""
-    p = _running_value(_body(type_code, issuer_code, serial, version))
+    p = _identifier_value(type_code, issuer_code, serial, version)
     return ALPHABET[(_M - p) % _M]
 
 
@@ -163,11 +172,12 @@ def check_identifier(s: str) -> IdentifierCheck:
         ident = parse_identifier(s)
     except IdentifierError as exc:
         return IdentifierCheck(str(s), "invalid", reason=exc.reason, reason_zh="证照标识格式错误")
-    parts = (ident.type_code, ident.issuer_code, ident.serial, ident.version)
-    expected = check_char(*parts)
+    # parse_identifier has checked the parts: continue from the cached prefix value
+    p = _running_value(f"{ident.serial}{ident.version:03d}", _prefix_value(ident.type_code, ident.issuer_code))
+    expected = ALPHABET[(_M + 1 - p) % _M]
     if ident.check == expected:
         return IdentifierCheck(s, "valid", ident, expected)
-    if ident.check == variant_check_char(*parts):
+    if ident.check == ALPHABET[(_M - p) % _M]:  # variant_check_char
         return IdentifierCheck(s, "known_variant", ident, expected, VARIANT_FLAG, VARIANT_FLAG_ZH)
     return IdentifierCheck(s, "invalid", ident, expected,
                            f"check character {ident.check!r} wrong, expected {expected!r}",

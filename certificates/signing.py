@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -73,6 +74,44 @@ def canonical_json(obj: Any) -> bytes:
         except UnicodeEncodeError:
             pass  # lone surrogate: let rfc8785 report it its own way
     return rfc8785.dumps(obj)
+
+
+class _NotPlain(Exception):
+    """A float, NaN/Infinity or an integer outside the safe range: not for the fast path."""
+
+
+def _no_float(text: str) -> Any:
+    raise _NotPlain(text)
+
+
+def _safe_int(text: str) -> int:
+    value = int(text)
+    if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+        return value
+    raise _NotPlain(text)
+
+
+_NON_BMP_LEAD = re.compile(rb"[\xf0-\xff]")
+_plain_decode = json.JSONDecoder(parse_float=_no_float, parse_int=_safe_int, parse_constant=_no_float).decode
+_plain_encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+
+
+def parse_canonical(data: bytes) -> tuple[Any, bool | None]:
+    """``(json.loads(data), canonical_json(value) == data)`` without re-canonicalising
+    through ``rfc8785`` when the text is float-free: then RFC 8785 output is what
+    ``json.dumps(sort_keys=True)`` gives (see :func:`_plain`), so comparing against it
+    decides. The second item is None when that shortcut does not apply (floats,
+    unsafe integers, characters outside the BMP): the caller compares
+    ``canonical_json(value)`` itself. Raises what ``json.loads`` raises."""
+    if _NON_BMP_LEAD.search(data) is None:  # UTF-8 lead bytes >= 0xF0 start characters outside the BMP
+        try:
+            text = data.decode("utf-8")
+            value = _plain_decode(text)
+        except (UnicodeDecodeError, ValueError, _NotPlain):
+            pass  # let json.loads decide (and raise) below, as before
+        else:
+            return value, _plain_encode(value) == text
+    return json.loads(data), None
 
 
 @functools.lru_cache(maxsize=256)

@@ -29,10 +29,10 @@ Order of checks (the first failure decides the outcome):
 
 from __future__ import annotations
 
-import base64
 import binascii
 import datetime as dt
 import enum
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -47,7 +47,7 @@ from certificates import batch as batch_format
 from certificates.identifiers import check_identifier
 from certificates.merkle import HASH_SIZE, root_from_path
 from certificates.model import FORMAT
-from certificates.signing import ALG, TOKEN_TYPE, TOKEN_VERSION, canonical_json
+from certificates.signing import ALG, TOKEN_TYPE, TOKEN_VERSION, canonical_json, parse_canonical
 from certificates.trust import TrustStore
 
 StatusLookup = Callable[[str], "str | None"]
@@ -125,17 +125,36 @@ class Verification:
         raise TypeError("a Verification is not a boolean: test .ok or .outcome")
 
 
+_TO_STD = bytes.maketrans(b"-_", b"+/")
+_TO_URL = bytes.maketrans(b"+/", b"-_")
+_BAD_JSON = object()
+
+
 def _b64decode(segment: str) -> bytes | None:
     """Strict base64url: alphabet, no padding, and canonical (unused bits zero)."""
     if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
         return None
+    raw = segment.encode("ascii")
     try:
-        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        data = binascii.a2b_base64(raw.translate(_TO_STD) + b"=" * (-len(raw) % 4))
     except (binascii.Error, ValueError):
         return None
-    if base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii") != segment:
+    if binascii.b2a_base64(data, newline=False).translate(_TO_URL).rstrip(b"=") != raw:
         return None
     return data
+
+
+@functools.lru_cache(maxsize=1024)
+def _decode_header(segment: str) -> tuple[bytes | None, Any]:
+    """(header bytes, parsed header or ``_BAD_JSON``); cached, since one issuer key (or one
+    batch) shares a header across many tokens. (None, None) when not base64url."""
+    data = _b64decode(segment)
+    if data is None:
+        return None, None
+    try:
+        return data, json.loads(data)
+    except (UnicodeDecodeError, ValueError):
+        return data, _BAD_JSON
 
 
 def _malformed(detail: str, **kw: Any) -> Verification:
@@ -175,15 +194,14 @@ def verify_licence(token: str, trust: TrustStore, *, at: dt.datetime,
     parts = token.strip().split(".")
     if len(parts) != 3:
         return _malformed("not_compact_jws")
-    raw = [_b64decode(p) for p in parts]
-    if any(r is None for r in raw):
+    header_bytes, header = _decode_header(parts[0])
+    payload_bytes, signature = _b64decode(parts[1]), _b64decode(parts[2])
+    if header_bytes is None or payload_bytes is None or signature is None:
         return _malformed("bad_base64url")
-    header_bytes, payload_bytes, signature = raw
-    assert header_bytes is not None and payload_bytes is not None and signature is not None
-    try:
-        header = json.loads(header_bytes)
-    except (UnicodeDecodeError, ValueError):
+    if header is _BAD_JSON:
         return _malformed("bad_header")
+    if type(header) is dict:
+        header = dict(header)  # the cached one stays unchanged whatever callers do
     if not isinstance(header, dict) or not isinstance(header.get("kid"), str) or "crit" in header:
         return _malformed("unsupported_header")
     if header.get("typ") == TOKEN_TYPE and header.get("alg") == ALG \
@@ -216,7 +234,7 @@ def verify_licence(token: str, trust: TrustStore, *, at: dt.datetime,
                             detail="bad_signature")
 
     try:
-        payload = json.loads(payload_bytes)
+        payload, canonical = parse_canonical(payload_bytes)
     except (UnicodeDecodeError, ValueError):
         return _malformed("bad_payload", issuer=signer.code)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -224,7 +242,7 @@ def verify_licence(token: str, trust: TrustStore, *, at: dt.datetime,
     licence_id = payload.get("licence_id")
     common: dict[str, Any] = {"payload": payload, "issuer": signer.code, "issuer_name": signer.name,
                               "licence_id": licence_id if isinstance(licence_id, str) else None}
-    if canonical_json(payload) != payload_bytes:
+    if not (canonical if canonical is not None else canonical_json(payload) == payload_bytes):
         return _malformed("payload_not_canonical", **common)
     ident = check_identifier(licence_id) if isinstance(licence_id, str) else None
     if ident is None or not ident.ok:

@@ -92,3 +92,74 @@ def test_canonical_json_key_order_outside_bmp():
     value = {"\uff01": 1, "\U0001f600": 2}
     assert canonical_json(value) == rfc8785.dumps(value)
     assert canonical_json(value).index("\U0001f600".encode()) < canonical_json(value).index("\uff01".encode())
+
+
+def _reference_canonical(data: bytes) -> tuple[object, bool] | type[Exception]:
+    """What verify used to do: json.loads, then compare against rfc8785's bytes."""
+    try:
+        value = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return type(exc)
+    try:
+        return value, rfc8785.dumps(value) == data
+    except ValueError:
+        return value, False  # rfc8785 refuses it (lone surrogate): not canonical either
+
+
+def _ours(data: bytes) -> tuple[object, bool] | type[Exception]:
+    from certificates.signing import parse_canonical
+
+    try:
+        value, canonical = parse_canonical(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return type(exc)
+    if canonical is None:
+        try:
+            canonical = canonical_json(value) == data
+        except ValueError:
+            canonical = False
+    return value, canonical
+
+
+def _spellings(value) -> list[bytes]:
+    """The canonical bytes and some non-canonical spellings of the same value."""
+    out = [json.dumps(value, ensure_ascii=True).encode(), json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"),
+           json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8", "surrogatepass"),
+           json.dumps(value, sort_keys=True, indent=1).encode()]
+    try:
+        out.append(rfc8785.dumps(value))
+    except ValueError:
+        pass
+    return out
+
+
+@given(json_values)
+def test_parse_canonical_agrees_with_rfc8785(value):
+    """parse_canonical (verify's shortcut) decides canonical-or-not exactly as comparing
+    against rfc8785's bytes does, for canonical and non-canonical spellings alike."""
+    for data in _spellings(value):
+        ours, reference = _ours(data), _reference_canonical(data)
+        if isinstance(reference, type):
+            assert ours is reference
+        else:
+            assert json.dumps(ours[0], sort_keys=True) == json.dumps(reference[0], sort_keys=True)
+            assert ours[1] == reference[1], data
+
+
+@given(st.binary(max_size=40))
+def test_parse_canonical_on_arbitrary_bytes(data):
+    ours, reference = _ours(data), _reference_canonical(data)
+    if isinstance(reference, type):
+        assert ours is reference
+    else:
+        assert ours[1] == reference[1]
+
+
+def test_parse_canonical_refuses_shortcut_for_floats_and_big_ints():
+    from certificates.signing import parse_canonical
+
+    assert parse_canonical(b'{"a":1}') == ({"a": 1}, True)
+    assert parse_canonical(b'{"a":1.5}') == ({"a": 1.5}, None)  # floats: rfc8785 decides
+    assert parse_canonical(b'{"a":9007199254740993}')[1] is None  # beyond 2**53
+    assert parse_canonical(b'{"b":1,"a":2}')[1] is False
+    assert parse_canonical('{"\U0001f600":1}'.encode())[1] is None  # outside the BMP: UTF-16 key order
