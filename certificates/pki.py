@@ -429,10 +429,19 @@ def hub_service_key(layout: Layout, *, at: dt.datetime, passphrase: bytes | None
     keyring = Keyring.load_or_create(layout, at=at, passphrase=passphrase)
     assert keyring.service is not None  # load_or_create always makes one
     pem = keyring.service.certificate.public_bytes(serialization.Encoding.PEM)
-    bundle = layout.trust / "bundle.pem"
-    if not bundle.is_file() or pem not in bundle.read_bytes():
-        publish_trust(keyring, layout.trust)
-        log.info("published the trust material with the hub service certificate %s", keyring.service.kid)
+    bundle, root_pem = layout.trust / "bundle.pem", layout.trust / "root.pem"
+    if bundle.is_file() and pem in bundle.read_bytes():
+        return keyring.service
+    ours = keyring.root_certificate.public_bytes(serialization.Encoding.PEM)
+    if root_pem.is_file() and root_pem.read_bytes() != ours:
+        # Never replace another root's published trust: verifiers would lose every issuer.
+        log.error("the trust material in %s is published under another root than %s: what the hub "
+                  "service key %s signs will not verify there; publish this keyring's trust material "
+                  "(certificates.publish_trust) or point ONEWINDOW_DATA_DIR at the right data directory",
+                  layout.trust, layout.keys / "root.cert.pem", keyring.service.kid)
+        return keyring.service
+    publish_trust(keyring, layout.trust)
+    log.info("published the trust material with the hub service certificate %s", keyring.service.kid)
     return keyring.service
 
 

@@ -25,6 +25,10 @@ Order of checks (the first failure decides the outcome):
    (licence unknown to the status service) or an unknown code → ``STATUS_UNAVAILABLE``;
 8. validity dates against the CST date of ``at`` (``valid_until`` inclusive, null
    = 长期) → ``NOT_YET_VALID`` / ``EXPIRED``.
+
+A use-copy (加注件, header ``typ`` ``vnd.onewindow.use-copy+jws``) is handed to
+:func:`certificates.usecopy.verify_use_copy` after step 1: hub service signature, the
+copy's window (``USE_COPY_EXPIRED``), then the wrapped licence through these same steps.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from certificates.signing import ALG, TOKEN_TYPE, TOKEN_VERSION, canonical_json,
 from certificates.trust import TrustStore
 
 StatusLookup = Callable[[str], "str | None"]
+_USE_COPY_TYPE = "vnd.onewindow.use-copy+jws"  # == certificates.usecopy.USE_COPY_TYPE
 
 
 class StatusSource(Protocol):
@@ -70,6 +75,7 @@ class Outcome(enum.Enum):
     NOT_YET_VALID = "not_yet_valid"
     STATUS_UNAVAILABLE = "status_unavailable"
     MALFORMED = "malformed"
+    USE_COPY_EXPIRED = "use_copy_expired"  # a use-copy (加注件) past its expires_at
 
 
 REASON_ZH: dict[Outcome, str] = {
@@ -84,6 +90,7 @@ REASON_ZH: dict[Outcome, str] = {
     Outcome.NOT_YET_VALID: "证照尚未生效",
     Outcome.STATUS_UNAVAILABLE: "暂时无法查询证照状态，请稍后重试或人工核实",
     Outcome.MALFORMED: "证照数据格式错误，无法识别",
+    Outcome.USE_COPY_EXPIRED: "加注件已超过使用期限，请重新调取证照",
 }
 
 _STATUS_OUTCOME = {
@@ -112,6 +119,8 @@ class Verification:
     detail: str | None = None
     warnings: tuple[str, ...] = field(default=())
     issuer_name: str | None = None
+    #: For a use-copy (加注件): its purpose, requester, issued_at, expires_at, log_seq, stamp, signer.
+    use_copy: dict[str, Any] | None = None
     code: str = field(init=False)  # == outcome.value; a field so asdict() carries it
 
     def __post_init__(self) -> None:
@@ -204,6 +213,11 @@ def verify_licence(token: str, trust: TrustStore, *, at: dt.datetime,
         header = dict(header)  # the cached one stays unchanged whatever callers do
     if not isinstance(header, dict) or not isinstance(header.get("kid"), str) or "crit" in header:
         return _malformed("unsupported_header")
+    if header.get("typ") == _USE_COPY_TYPE:  # a use-copy (加注件): hub-signed, wraps a licence token
+        from certificates.usecopy import verify_use_copy
+
+        return verify_use_copy(parts, header, header_bytes, payload_bytes, signature, trust, at=at,
+                               status_lookup=status_lookup, status_source=status_source)
     if header.get("typ") == TOKEN_TYPE and header.get("alg") == ALG \
             and header.get("ver") == TOKEN_VERSION:
         batch = False

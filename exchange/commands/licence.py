@@ -27,6 +27,7 @@ EXIT_CODES: dict[str, int] = {
     "not_yet_valid": 18,
     "status_unavailable": 19,
     "malformed": 20,
+    "use_copy_expired": 21,
 }
 #: The trust bundle itself cannot be loaded (not a verdict on the licence).
 EXIT_NO_TRUST = 2
@@ -35,7 +36,8 @@ EXIT_NO_TRUST = 2
 @app.command("verify")
 def verify(
     file: Path = typer.Argument(..., exists=True, readable=True,
-                                help="A signed licence (compact JWS or batch token) in a text file."),
+                                help="A signed licence (compact JWS or batch token) or a use-copy "
+                                     "(加注件) in a text file."),
     trust_dir: Optional[Path] = typer.Option(None, help="Trust bundle folder (default <data-dir>/trust)."),
     status_dir: Optional[Path] = typer.Option(
         None, help="Cached status lists (*.jws; default <data-dir>/status). Without any, the status "

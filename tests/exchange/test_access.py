@@ -218,11 +218,24 @@ def test_api_keys_are_stored_hashed(app):
     assert store.authenticate(key + "x") is None
 
 
-def test_licence_read_returns_a_use_copy_stamped_with_purpose_and_expiry(app, world, layout):
-    from cryptography import x509
+def _share_hub_keys(keyring, layout, tmp_path_factory):
+    """Give the service's data dir the keys of the hub that signed ``world``'s licences (one hub
+    signs licences and use-copies; the ``keyring`` fixture keeps its keys in its own data dir)."""
+    import shutil
 
-    from exchange.usecopy import UseCopyError, verify_use_copy
+    from cryptography.hazmat.primitives import serialization
 
+    root_pem = keyring.root_certificate.public_bytes(serialization.Encoding.PEM)
+    [keys] = {p.parent.resolve() for p in tmp_path_factory.getbasetemp().glob("pki*/keys/root.cert.pem")
+              if p.read_bytes() == root_pem}
+    shutil.copytree(keys, layout.keys, dirs_exist_ok=True)
+
+
+def test_licence_read_returns_a_use_copy_stamped_with_purpose_and_expiry(app, world, layout, keyring,
+                                                                         tmp_path_factory):
+    from certificates import Keyring, Outcome, TrustStore, verify_licence
+
+    _share_hub_keys(keyring, layout, tmp_path_factory)
     http, store = app.state.http, app.state.service_store
     lic = world["lic"]["id_card"]
     store.accept_application("U-1", RESTAURANT, lic["holder_code"], "clerk-1", "counter", at=NOW)
@@ -232,24 +245,27 @@ def test_licence_read_returns_a_use_copy_stamped_with_purpose_and_expiry(app, wo
     copy = body["use_copy"]
     assert copy["expires_at"] == "2026-11-23T10:00:00+08:00"
     assert "U-1" in copy["stamp"] and "2026年11月23日" in copy["stamp"]
-    root = x509.load_pem_x509_certificate((layout.keys / "root.cert.pem").read_bytes()).public_key()
-    payload = verify_use_copy(copy["token"], root, at=NOW)
-    assert payload["licence"] == lic["token"] and payload["licence_id"] == lic["licence_id"]
-    assert payload["purpose"] == {"item": RESTAURANT, "case": "U-1", "clerk": "clerk-42"}
-    assert payload["requester"] == {"client_id": "sys-11330100002496126K", "department": "11330100002496126K"}
-    assert payload["log_seq"] == store.log_records()[-1].seq
-    with pytest.raises(UseCopyError) as expired:
-        verify_use_copy(copy["token"], root, at=NOW + dt.timedelta(hours=72))
-    assert expired.value.reason == "expired"
+    # signed by the hub service key (published in the trust bundle), not the root
+    trust = TrustStore.from_dir(layout.trust)
     h, p, s = copy["token"].split(".")
-    forged = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
-    forged["purpose"]["item"] = "000173010000"
+    assert json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))["kid"] == \
+        Keyring.load_or_create(layout, at=NOW).service.kid
+    result = verify_licence(copy["token"], trust, at=NOW)
+    assert result.outcome is Outcome.VALID and result.licence_id == lic["licence_id"]
+    payload = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+    assert payload["licence"] == lic["token"] and payload["licence_id"] == lic["licence_id"]
+    assert result.use_copy["purpose"] == {"item": RESTAURANT, "case": "U-1", "clerk": "clerk-42"}
+    assert result.use_copy["requester"] == {"client_id": "sys-11330100002496126K", "department": "11330100002496126K"}
+    assert payload["log_seq"] == store.log_records()[-1].seq
+    expired = verify_licence(copy["token"], trust, at=NOW + dt.timedelta(hours=72))
+    assert expired.outcome is Outcome.USE_COPY_EXPIRED
+    forged = dict(payload)
+    forged["purpose"] = {**payload["purpose"], "item": "000173010000"}
     from certificates import canonical_json
     from certificates.signing import b64url
 
-    with pytest.raises(UseCopyError) as tampered:
-        verify_use_copy(f"{h}.{b64url(canonical_json(forged))}.{s}", root, at=NOW)
-    assert tampered.value.reason == "tampered"
+    tampered = verify_licence(f"{h}.{b64url(canonical_json(forged))}.{s}", trust, at=NOW)
+    assert tampered.outcome is Outcome.TAMPERED
 
 
 def test_once_only_withholds_numbers_of_ungranted_types(app, world):

@@ -1,4 +1,4 @@
-"""Stamping licence reads as use-copies (加注件) with the hub signer, loaded on first use."""
+"""Stamping licence reads as use-copies (加注件) with the hub service key, loaded on first use."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from certificates.usecopy import make_use_copy
 from exchange.api.core.access import Decision
-from exchange.usecopy import make_use_copy
 from warehouse.datadir import Layout
 
 USE_COPY_TTL = dt.timedelta(hours=72)
@@ -22,11 +22,12 @@ class UseCopies:
         self._lock = threading.Lock()
 
     def signer(self, at: dt.datetime) -> Any:
+        """The hub service key (:class:`certificates.pki.HubServiceKey`), never the root key."""
         with self._lock:
             if self._signer is None:
-                from exchange.usagelog.seal import HubSigner
+                from certificates.pki import hub_service_key
 
-                self._signer = HubSigner(self.layout, at=at)
+                self._signer = hub_service_key(self.layout, at=at)
             return self._signer
 
     def stamp(self, decision: Decision, *, licence_id: str, token: str, at: dt.datetime) -> dict[str, Any]:

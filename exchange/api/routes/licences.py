@@ -72,5 +72,5 @@ def verify(body: VerifyRequest, snap: SnapshotDep, trust: TrustDep, now: NowDep)
     return VerifyResponse(outcome=result.code, valid=result.ok, reason_zh=result.reason_zh,
                           detail=result.detail, licence_id=result.licence_id, issuer=result.issuer,
                           issuer_name=result.issuer_name,
-                          payload=result.payload, warnings=list(result.warnings),
+                          payload=result.payload, warnings=list(result.warnings), use_copy=result.use_copy,
                           checked_at=now.isoformat(timespec="seconds"))

@@ -31,12 +31,13 @@ class Licence(BaseModel):
 
 
 class VerifyRequest(BaseModel):
-    token: str = Field(min_length=1, max_length=65536, description="compact JWS of a licence")
+    token: str = Field(min_length=1, max_length=65536,
+                       description="compact JWS of a licence, a batch-issued licence or a use-copy (加注件)")
 
 
 class VerifyResponse(BaseModel):
     outcome: str = Field(description="valid · tampered · unknown_issuer · revoked · suspended · "
-                                     "expired · not_yet_valid · status_unavailable …")
+                                     "expired · not_yet_valid · status_unavailable · use_copy_expired …")
     valid: bool
     reason_zh: str
     detail: str | None = Field(description="finer machine code, e.g. bad_signature, revoked")
@@ -45,4 +46,6 @@ class VerifyResponse(BaseModel):
     issuer: str | None = Field(description="credit code of the signing department")
     issuer_name: str | None
     payload: dict[str, Any] | None
+    use_copy: dict[str, Any] | None = Field(
+        default=None, description="for a use-copy (加注件): purpose, requester, issued_at, expires_at, stamp")
     checked_at: str

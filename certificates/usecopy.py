@@ -1,0 +1,136 @@
+"""Use-copies (加注件): a licence handed out for one stated purpose, stamped and signed by the hub.
+
+A use-copy is a compact JWS signed with the hub service key (:class:`certificates.pki.HubServiceKey`,
+certificate under the hub root with extendedKeyUsage :data:`certificates.trust.HUB_SERVICE_EKU`,
+published in the trust bundle and the JWKS as ``hub-service-<thumbprint>``)::
+
+    header  = {"alg": "Ed25519", "kid": "hub-service-…", "typ": "vnd.onewindow.use-copy+jws", "ver": 1}
+    payload = {"ver": 1, "licence_id", "licence": <the licence's own token, unchanged>,
+               "purpose": {"item", "case", "clerk"}, "requester": {"client_id", "department"},
+               "issued_at", "expires_at", "log_seq", "stamp": "仅供…使用，…前有效"}
+
+The payload is RFC 8785 canonical JSON, so any JOSE library verifies the hub's signature
+with the JWKS alone. ``log_seq`` ties the copy to the usage-log record of the read that
+produced it.
+
+Verification goes through the one entry point, :func:`certificates.verify.verify_licence`,
+which hands a use-copy header to :func:`verify_use_copy` here. The outcomes are those of a
+licence — the hub signature is checked first (``TAMPERED``, ``UNKNOWN_ISSUER``, hub service
+certificate ``ISSUER_CERT_EXPIRED`` / ``…_NOT_YET_VALID``), then the copy's own window
+(``USE_COPY_EXPIRED``; before ``issued_at``: ``NOT_YET_VALID`` with detail
+``use_copy_not_yet_valid``), then the embedded licence in full (its signature, issuer,
+status, validity). A valid result carries the copy's purpose, requester and expiry in
+``Verification.use_copy``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import TYPE_CHECKING, Any
+
+from cryptography.exceptions import InvalidSignature
+
+from certificates._time import CST, aware
+
+if TYPE_CHECKING:  # pragma: no cover
+    from certificates.pki import HubServiceKey
+    from certificates.trust import TrustStore
+    from certificates.verify import StatusLookup, StatusSource, Verification
+
+USE_COPY_TYPE = "vnd.onewindow.use-copy+jws"
+USE_COPY_VERSION = 1
+_FIELDS = {"ver", "licence_id", "licence", "purpose", "requester", "issued_at", "expires_at", "log_seq",
+           "stamp"}
+
+
+def _stamp(purpose: dict[str, str], expires_at: dt.datetime) -> str:
+    return (f"仅供事项 {purpose['item']}（办件 {purpose['case']}）使用，"
+            f"{expires_at.strftime('%Y年%m月%d日%H时%M分')}前有效，其他用途无效")
+
+
+def make_use_copy(signer: "HubServiceKey", *, licence_id: str, licence_token: str, purpose: dict[str, str],
+                  requester: dict[str, str], at: dt.datetime, ttl: dt.timedelta,
+                  log_seq: int) -> dict[str, Any]:
+    """Stamp and sign a use-copy with the hub service key; returns ``{"token", "expires_at", "stamp"}``."""
+    at = aware(at).astimezone(CST)
+    expires = at + ttl
+    payload = {"ver": USE_COPY_VERSION, "licence_id": licence_id, "licence": licence_token, "purpose": purpose,
+               "requester": requester, "issued_at": at.isoformat(timespec="seconds"),
+               "expires_at": expires.isoformat(timespec="seconds"), "log_seq": log_seq,
+               "stamp": _stamp(purpose, expires)}
+    return {"token": signer.sign(payload, typ=USE_COPY_TYPE), "expires_at": payload["expires_at"],
+            "stamp": payload["stamp"]}
+
+
+def _moment(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def verify_use_copy(parts: list[str], header: dict[str, Any], header_bytes: bytes, payload_bytes: bytes,
+                    signature: bytes, trust: "TrustStore", *, at: dt.datetime,
+                    status_lookup: "StatusLookup | None" = None,
+                    status_source: "StatusSource | None" = None) -> "Verification":
+    """Verify a use-copy whose compact JWS :func:`certificates.verify.verify_licence` has split
+    and decoded (strict base64url); call that function, not this one."""
+    from dataclasses import replace
+
+    from certificates.signing import canonical_json
+    from certificates.verify import REASON_ZH, Outcome, Verification, verify_licence
+
+    def fail(outcome: Outcome, detail: str, reason: str | None = None, **kw: Any) -> Verification:
+        return Verification(outcome, reason or REASON_ZH[outcome], detail=detail, **kw)
+
+    if header.get("alg") != "Ed25519" or header.get("ver") != USE_COPY_VERSION:
+        return fail(Outcome.MALFORMED, "unsupported_header")
+    hub = trust.service(header["kid"])
+    if hub is None:
+        return fail(Outcome.UNKNOWN_ISSUER, "unknown_kid", "加注件的签章不是本枢纽的服务签章，无法确认来源")
+    try:
+        hub.public_key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"))
+    except InvalidSignature:
+        return fail(Outcome.TAMPERED, "bad_signature", "加注件内容被篡改或签章无效，请勿受理")
+    try:
+        payload = json.loads(payload_bytes)
+    except (UnicodeDecodeError, ValueError):
+        return fail(Outcome.MALFORMED, "bad_payload")
+    if not isinstance(payload, dict) or payload.get("ver") != USE_COPY_VERSION or set(payload) != _FIELDS \
+            or canonical_json(payload) != payload_bytes or not isinstance(payload["licence"], str):
+        return fail(Outcome.MALFORMED, "unsupported_use_copy")
+    issued_at, expires_at = _moment(payload["issued_at"]), _moment(payload["expires_at"])
+    if issued_at is None or expires_at is None or expires_at <= issued_at:
+        return fail(Outcome.MALFORMED, "bad_use_copy_window")
+    copy_info = {key: payload[key] for key in ("purpose", "requester", "issued_at", "expires_at", "log_seq",
+                                               "stamp")}
+    copy_info["signer"] = hub.kid
+
+    cert_time = hub.time_status(at)
+    if cert_time == "expired":
+        return fail(Outcome.ISSUER_CERT_EXPIRED, "hub_service_cert_expired",
+                    "枢纽服务签章证书已过期，加注件无法确认，请重新调取", use_copy=copy_info)
+    if cert_time == "not_yet_valid":
+        return fail(Outcome.ISSUER_CERT_NOT_YET_VALID, "hub_service_cert_not_yet_valid",
+                    "枢纽服务签章证书尚未生效，请核对系统时间", use_copy=copy_info)
+    at = aware(at)
+    if at >= expires_at:
+        return fail(Outcome.USE_COPY_EXPIRED, "use_copy_expired",
+                    f"加注件已于 {expires_at.astimezone(CST):%Y-%m-%d %H:%M} 失效，请重新调取证照",
+                    use_copy=copy_info)
+    if at < issued_at:
+        return fail(Outcome.NOT_YET_VALID, "use_copy_not_yet_valid", "加注件尚未生效，请核对系统时间",
+                    use_copy=copy_info)
+
+    inner = verify_licence(payload["licence"], trust, at=at, status_lookup=status_lookup,
+                           status_source=status_source)
+    if inner.use_copy is not None:
+        return fail(Outcome.MALFORMED, "nested_use_copy", use_copy=copy_info)
+    if inner.payload is not None and inner.licence_id != payload["licence_id"]:
+        return fail(Outcome.MALFORMED, "licence_id_mismatch", "加注件载明的证照标识与所附证照不一致",
+                    use_copy=copy_info)
+    return replace(inner, use_copy=copy_info)
