@@ -3,6 +3,23 @@
 WAL journal, one connection per process guarded by a lock (requests run in a thread
 pool), ``BEGIN IMMEDIATE`` around every read-then-write so the usage-log chain stays
 linear even when a sealing job in another process writes too.
+
+Usage-log appends are group-committed (:class:`LogWriter`): callers queue a record and
+wait for the commit of the batch that holds it; one writer thread assigns ``seq`` and the
+chain hashes in queue order and commits each batch in one transaction. A caller returns
+only after its record is committed, so an answer is never sent for a read whose record
+could still be lost to a crash of the service (``synchronous=NORMAL`` in WAL mode: a
+committed transaction survives a crash of the process; only a power loss before the
+next checkpoint can drop the most recent ones).
+
+The writer thread has a connection of its own, so reads on the main connection never
+wait for a log commit (WAL: readers do not block on the writer).
+
+Authentication, grants and accepted applications are cached until the store changes:
+every write transaction of this class (any process: the service, the admin CLI) bumps
+``store_generation.gen``, and every cached read compares it first (one indexed read,
+a few µs), so a revoked key or grant takes effect on the next request. Usage-log
+appends do not bump it.
 """
 
 from __future__ import annotations
@@ -12,8 +29,10 @@ import hashlib
 import hmac
 import secrets
 import sqlite3
+import queue
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -131,6 +150,11 @@ class _MaterialMethods:
 # ---------------------------------------------------------------------------- web accounts and counter cases
 # Tables of the web pages (exchange.web): sign-in accounts of clerks, auditors and
 # administrators (scrypt hash, per-user salt) and the cases opened at the counter.
+GENERATION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS store_generation (id INTEGER PRIMARY KEY CHECK (id = 1), gen INTEGER NOT NULL);
+INSERT OR IGNORE INTO store_generation VALUES (1, 0);
+"""
+
 WEB_SCHEMA = """
 CREATE TABLE IF NOT EXISTS web_accounts (
     username TEXT PRIMARY KEY, role TEXT NOT NULL, display_name TEXT NOT NULL,
@@ -219,6 +243,17 @@ class SqliteStore(_MaterialMethods, _WebMethods):
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
         self._db.executescript(WEB_SCHEMA)
+        self._db.executescript(GENERATION_SCHEMA)
+        self._cache: dict[tuple[str, str], Any] = {}
+        self._generation = -1
+        self._writer = LogWriter(self)
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        """The log writer's own connection (same pragmas)."""
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
@@ -227,16 +262,35 @@ class SqliteStore(_MaterialMethods, _WebMethods):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("UPDATE store_generation SET gen = gen + 1 WHERE id = 1")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            finally:
+                self._cache.clear()
             self._db.execute("COMMIT")
+
+    _CACHE_LIMIT = 200_000
+
+    def _cached(self, kind: str, key: str, load: Any) -> Any:
+        """``load()`` once per (kind, key) until the store changes (see the module doc)."""
+        with self._lock:
+            gen = self._db.execute("SELECT gen FROM store_generation WHERE id = 1").fetchone()[0]
+            if gen != self._generation or len(self._cache) > self._CACHE_LIMIT:
+                self._cache.clear()
+                self._generation = gen
+            try:
+                return self._cache[kind, key]
+            except KeyError:
+                value = self._cache[kind, key] = load()
+                return value
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
     def close(self) -> None:
+        self._writer.stop()  # commits what is queued first
         with self._lock:
             self._db.close()
 
@@ -303,6 +357,9 @@ class SqliteStore(_MaterialMethods, _WebMethods):
         """The client holding ``api_key``; None for a malformed, unknown, revoked or disabled key."""
         if not api_key.startswith(KEY_PREFIX) or "." not in api_key:
             return None
+        return self._cached("key", api_key, lambda: self._authenticate(api_key))
+
+    def _authenticate(self, api_key: str) -> Client | None:
         key_id, _, secret = api_key[len(KEY_PREFIX):].partition(".")
         rows = self._rows("SELECT k.salt, k.digest, k.revoked_at, c.*, d.name AS dept_name FROM api_keys k "
                           "JOIN clients c ON c.client_id = k.client_id "
@@ -329,8 +386,8 @@ class SqliteStore(_MaterialMethods, _WebMethods):
                               (department_code, licence_type_code)).rowcount > 0
 
     def grants_of(self, department_code: str) -> frozenset[str]:
-        return frozenset(r[0] for r in self._rows(
-            "SELECT licence_type_code FROM grants WHERE department_code = ?", (department_code,)))
+        return self._cached("grants", department_code, lambda: frozenset(r[0] for r in self._rows(
+            "SELECT licence_type_code FROM grants WHERE department_code = ?", (department_code,))))
 
     def all_grants(self) -> list[tuple[str, str, str, str]]:
         return [tuple(r) for r in self._rows("SELECT * FROM grants ORDER BY 1, 2")]
@@ -351,6 +408,9 @@ class SqliteStore(_MaterialMethods, _WebMethods):
         return app
 
     def application(self, case_number: str) -> Application | None:
+        return self._cached("case", case_number, lambda: self._application(case_number))
+
+    def _application(self, case_number: str) -> Application | None:
         rows = self._rows("SELECT * FROM applications WHERE case_number = ?", (case_number,))
         return Application(*(rows[0][k] for k in Application.__dataclass_fields__)) if rows else None
 
@@ -399,18 +459,38 @@ class SqliteStore(_MaterialMethods, _WebMethods):
 
     # ------------------------------------------------------------------ usage log
     def append_log(self, record: dict[str, Any], *, at: dt.datetime) -> LogRecord:
-        """Append one record to the hash chain (``seq`` and ``at`` are added here)."""
+        """Append one record to the hash chain (``seq`` and ``at`` are added here); returns once committed."""
+        return self._writer.submit(record, at).result()
+
+    def submit_log(self, record: dict[str, Any], *, at: dt.datetime) -> "Future[LogRecord]":
+        """Queue a record for the next group commit; the future holds its :class:`LogRecord` once committed."""
+        return self._writer.submit(record, at)
+
+    def _append_batch(self, db: sqlite3.Connection,
+                      batch: list[tuple[dict[str, Any], dt.datetime]]) -> list[LogRecord]:
+        """Append records in order in one transaction on ``db`` (the :class:`LogWriter`'s connection)."""
         from certificates import canonical_json
 
-        stamp = _iso(at)
-        day = stamp[:10]
-        with self._tx() as db:
+        out: list[LogRecord] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
             last = db.execute("SELECT seq, hash FROM usage_log ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
-            text = canonical_json({**record, "seq": seq, "at": stamp}).decode("utf-8")
-            digest = chain_hash(prev, text)
-            db.execute("INSERT INTO usage_log VALUES (?, ?, ?, ?, ?)", (seq, day, text, prev, digest))
-        return LogRecord(seq, day, text, prev, digest)
+            seq, prev = (last[0], last[1]) if last else (0, GENESIS)
+            for record, at in batch:
+                stamp = _iso(at)
+                seq += 1
+                text = canonical_json({**record, "seq": seq, "at": stamp}).decode("utf-8")
+                digest = chain_hash(prev, text)
+                out.append(LogRecord(seq, stamp[:10], text, prev, digest))
+                prev = digest
+            db.executemany("INSERT INTO usage_log VALUES (?, ?, ?, ?, ?)",
+                           [(r.seq, r.day, r.record, r.prev_hash, r.hash) for r in out])
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return out
 
     def log_records(self, *, first_seq: int = 1, last_seq: int | None = None,
                     day: str | None = None) -> list[LogRecord]:
@@ -446,6 +526,81 @@ class SqliteStore(_MaterialMethods, _WebMethods):
         if unresolved_only:
             sql += " WHERE f.day NOT IN (SELECT day FROM seals)"
         return [tuple(r) for r in self._rows(sql + " ORDER BY f.attempted_at")]
+
+
+class LogWriter:
+    """Group commit of usage-log records: one thread, batches in queue order, one transaction each.
+
+    While a batch commits, the next requests' records queue up; the thread then takes all
+    of them (at most ``max_batch``) at once. Each record's future is resolved only after
+    its batch's ``COMMIT`` returned, or fails with the batch's error (nothing of a failed
+    batch is written, and every waiting request fails: no answer without its record).
+    """
+
+    def __init__(self, store: SqliteStore, *, max_batch: int = 512) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._stopped = False
+        self.batches = 0  # committed batches (for tests and the benchmark)
+
+    def submit(self, record: dict[str, Any], at: dt.datetime) -> "Future[LogRecord]":
+        fut: Future[LogRecord] = Future()
+        if self._thread is None:
+            with self._start_lock:
+                if self._stopped:
+                    raise StoreError(f"usage log of {self.store.path} is closed", code="store_closed")
+                if self._thread is None:
+                    db = self.store._connect_writer()  # fails here, in the caller, if it cannot
+                    self._thread = threading.Thread(target=self._run, args=(db,), name="usage-log-writer",
+                                                    daemon=True)
+                    self._thread.start()
+        self._queue.put((record, at, fut))
+        return fut
+
+    def stop(self) -> None:
+        with self._start_lock:
+            self._stopped = True
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+
+    def _run(self, db: sqlite3.Connection) -> None:
+        try:
+            self._loop(db)
+        finally:
+            db.close()
+
+    def _loop(self, db: sqlite3.Connection) -> None:
+        stop = False
+        while not stop:
+            item = self._queue.get()
+            batch = []
+            while True:
+                if item is None:
+                    stop = True
+                else:
+                    batch.append(item)
+                if stop or len(batch) >= self.max_batch:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if not batch:
+                continue
+            try:
+                written = self.store._append_batch(db, [(r, at) for r, at, _ in batch])
+            except BaseException as exc:  # noqa: BLE001 — handed to every waiting request
+                for _, _, fut in batch:
+                    fut.set_exception(exc)
+                continue
+            self.batches += 1
+            for (_, _, fut), rec in zip(batch, written):
+                fut.set_result(rec)
 
 
 def open_store(layout: Layout) -> SqliteStore:

@@ -32,6 +32,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 
 from exchange.api.core.tls import peer_certificate
+from exchange.api.core.identifiers import SessionSealer
 from exchange.api.exceptions import AccessDenied, PurposeRequired, Unauthenticated
 from exchange.onceonly.catalogue import Catalogue
 from exchange.onceonly.exceptions import UnknownItemError
@@ -91,7 +92,7 @@ def credentials(
 
 
 class AccessControl:
-    def __init__(self, store: ServiceStore, sealer: IdentifierSealer, catalogue: Catalogue) -> None:
+    def __init__(self, store: ServiceStore, sealer: IdentifierSealer | SessionSealer, catalogue: Catalogue) -> None:
         self.store = store
         self.sealer = sealer
         self.catalogue = catalogue

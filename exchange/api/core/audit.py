@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from exchange.api.core.access import AccessControl
 from exchange.api.core.config import ConfigError, Settings
+from exchange.api.core.identifiers import SessionSealer
 from exchange.api.core.usecopies import UseCopies
 from exchange.materials import MaterialLibrary
 from exchange.onceonly.catalogue import Catalogue
@@ -27,7 +28,7 @@ log = logging.getLogger("exchange.api.audit")
 SEAL_INTERVAL_S = 60.0
 
 
-def auditor_sealer(layout: Layout, settings: Settings) -> auditor.IdentifierSealer:
+def auditor_sealer(layout: Layout, settings: Settings) -> SessionSealer:
     path = auditor.public_key_path(layout)
     if not path.exists():
         if not settings.is_development:
@@ -38,7 +39,7 @@ def auditor_sealer(layout: Layout, settings: Settings) -> auditor.IdentifierSeal
         auditor.create_keypair(layout.keys / "auditor.key.pem", path, None)
         log.warning("development: created an auditor key pair under %s (private key unencrypted)",
                     layout.keys)
-    return auditor.IdentifierSealer(auditor.load_public(path))
+    return SessionSealer(auditor.load_public(path))
 
 
 def install(app: FastAPI, layout: Layout, settings: Settings, catalogue: Catalogue) -> None:

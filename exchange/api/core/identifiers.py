@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import os
+import threading
+import time
 from dataclasses import dataclass
 
 from exchange.api.exceptions import InvalidIdentifier
@@ -66,3 +70,51 @@ def check_holder_code(raw: str, code_type: str | None = None) -> HolderCode:
 def uscc_check_error(code: str) -> InvalidIdentifier:
     """The 422 for a credit code whose check character fails and that is not on file."""
     return _uscc_bad_check(code)
+
+
+class SessionSealer:
+    """Seals identifiers for the usage log like ``auditor.IdentifierSealer``, ~50x cheaper per value.
+
+    ``IdentifierSealer`` runs a fresh X25519 agreement + HKDF for every value (~0.25 ms).
+    Here one ephemeral key pair and its derived AES-256-GCM key serve a session of at
+    most ``lifetime`` seconds or ``max_uses`` values; each value still gets a fresh random
+    96-bit nonce, so equal identifiers give different ciphertexts. The output format is
+    unchanged (``ow1.<ephemeral public ‖ nonce ‖ ciphertext>``), so
+    ``auditor.open_identifier`` opens it with the auditors' private key as before. The
+    ephemeral private key lives in memory for the session only.
+    """
+
+    def __init__(self, public_key: object, *, lifetime: float = 60.0, max_uses: int = 1_000_000) -> None:
+        from exchange.usagelog import auditor
+
+        self.public_key = public_key
+        self._recipient = auditor._raw(public_key)  # type: ignore[arg-type]
+        self.lifetime, self.max_uses = lifetime, max_uses
+        self._lock = threading.Lock()
+        self._session: tuple[bytes, object] | None = None
+        self._expires = 0.0
+        self._uses = 0
+
+    def _current(self) -> tuple[bytes, object]:
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        from exchange.usagelog import auditor
+
+        with self._lock:
+            now = time.monotonic()
+            if self._session is None or now >= self._expires or self._uses >= self.max_uses:
+                eph = X25519PrivateKey.generate()
+                eph_pub = auditor._raw(eph.public_key())
+                key = auditor._derive(eph.exchange(self.public_key), eph_pub, self._recipient)  # type: ignore[arg-type]
+                self._session, self._expires, self._uses = (eph_pub, AESGCM(key)), now + self.lifetime, 0
+            self._uses += 1
+            return self._session
+
+    def seal(self, value: str) -> str:
+        from exchange.usagelog.auditor import PREFIX
+
+        eph_pub, aead = self._current()
+        nonce = os.urandom(12)
+        ct = aead.encrypt(nonce, value.encode("utf-8"), None)  # type: ignore[attr-defined]
+        return PREFIX + base64.urlsafe_b64encode(eph_pub + nonce + ct).rstrip(b"=").decode("ascii")

@@ -128,6 +128,15 @@ class SnapshotIndex:
                 newest[ck] = (ver or 0, i)
         self._newest_licence_pos = {ck: pos for ck, (_, pos) in newest.items()}
         self._cert_status = self.certificates.column("status")
+        # Short, repetitive licence columns as Python lists of shared strings (one object per
+        # distinct value); the long unique ones (token, base_id) are read from Arrow per row.
+        shared: dict[Any, Any] = {h: h for h in self._certs_by_holder}
+        self._licence_lists = {
+            name: [shared.setdefault(v, v) for v in self.licences.column(name)]
+            for name in ("licence_type_code", "issuer_code", "holder_code", "issued_at", "supersedes")}
+        listed = {"licence_id", "cert_key", "version", *self._licence_lists}
+        self._licence_arrow = {name: self.licences.table.column(name).combine_chunks()
+                               for name in self.licences.names if name not in listed}
 
     @classmethod
     def load(cls, conn: Any) -> "SnapshotIndex":
@@ -162,7 +171,15 @@ class SnapshotIndex:
 
     def licence(self, licence_id: str) -> dict[str, Any] | None:
         pos = self._licence_pos.get(licence_id)
-        return None if pos is None else self.licences.row(pos)
+        if pos is None:
+            return None
+        row = {"licence_id": self._licence_ids[pos], "cert_key": self._licence_cert_keys[pos],
+               "version": self._licence_versions[pos]}
+        for name, values in self._licence_lists.items():
+            row[name] = values[pos]
+        for name, array in self._licence_arrow.items():
+            row[name] = array[pos].as_py()
+        return row
 
     def newest_licence_id(self, cert_key: str) -> str | None:
         pos = self._newest_licence_pos.get(cert_key)
