@@ -109,13 +109,51 @@ def make_certificate(type_key: str, holder: Mapping[str, Any], *, cert_number: s
     return row
 
 
-def make_licence(cert: Mapping[str, Any], keyring: Any, *, version: int = 1,
-                 supersedes: str | None = None, at: dt.datetime = DAY0) -> dict[str, Any]:
-    """A ``licences`` row with a real signed token (``certificates.issue_licence``)."""
-    from certificates import issue_licence
+def status_ref(cert: Mapping[str, Any]) -> tuple[str, int]:
+    """A status list entry for a certificate: list ``<issuer>-0001``, index from its key."""
+    from certificates.statuslist import LIST_SIZE
 
-    issued = issue_licence(cert, keyring.issuer(cert["issuer_code"]), version=version,
-                           supersedes=supersedes, at=at)
+    digest = hashlib.sha256(str(cert["cert_key"]).encode("utf-8")).digest()
+    return f"{cert['issuer_code']}-0001", int.from_bytes(digest[:4], "big") % LIST_SIZE
+
+
+def publish_status_lists(layout: Layout, keyring: Any, certs: Iterable[Mapping[str, Any]], *,
+                         at: dt.datetime) -> list[Path]:
+    """Sign and publish under ``<data-dir>/status`` the lists of :func:`status_ref` entries
+    holding each certificate's current status, as the pipeline does."""
+    from certificates.statuslist import sign_status_list, write_list
+
+    lists: dict[tuple[str, str], dict[int, str]] = {}
+    for cert in certs:
+        list_id, index = status_ref(cert)
+        lists.setdefault((list_id, cert["issuer_code"]), {})[index] = cert["status"]
+    paths = []
+    for (list_id, issuer_code), statuses in lists.items():
+        issuer = keyring.issuer(issuer_code)
+        token = sign_status_list(list_id=list_id, issuer_code=issuer_code, kid=issuer.kid,
+                                 private_key=issuer.private_key, statuses=statuses, at=at)
+        paths.append(write_list(layout.root / "status", list_id, token))
+    return paths
+
+
+def make_licence(cert: Mapping[str, Any], keyring: Any, *, version: int = 1,
+                 supersedes: str | None = None, at: dt.datetime = DAY0,
+                 with_status: bool = False) -> dict[str, Any]:
+    """A ``licences`` row with a real signed token (``certificates.issue_licence``); with
+    ``with_status`` the payload names its :func:`status_ref` status list entry."""
+    from certificates import issue_licence
+    from certificates.identifiers import parse_identifier
+    from certificates.model import IssuedLicence, build_payload
+    from certificates.signing import sign_licence
+
+    if with_status:
+        payload = build_payload(cert, version=version, supersedes=supersedes, at=at,
+                                credential_status=status_ref(cert))
+        issued = IssuedLicence(payload["licence_id"], parse_identifier(payload["licence_id"]).base_id, version,
+                               sign_licence(payload, keyring.issuer(cert["issuer_code"])), supersedes)
+    else:
+        issued = issue_licence(cert, keyring.issuer(cert["issuer_code"]), version=version,
+                               supersedes=supersedes, at=at)
     return {"licence_id": issued.licence_id, "base_id": issued.base_id, "cert_key": cert["cert_key"],
             "version": issued.version, "token": issued.token, "issued_at": at,
             "supersedes": issued.supersedes, "issuer_code": cert["issuer_code"],

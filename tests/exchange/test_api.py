@@ -18,7 +18,8 @@ from exchange.api.deps import CST, get_now
 from exchange.api.main import create_app
 from quality.standards import make_ric, mask_identifier
 from tests.exchange.factories import (make_certificate, make_client, make_company, make_licence,
-                                      make_person, make_snapshot, purpose_headers, write_pointer)
+                                      make_person, make_snapshot, publish_status_lists, purpose_headers,
+                                      write_pointer)
 from warehouse.datadir import Layout
 
 NOW = dt.datetime(2026, 11, 20, 10, 0, tzinfo=CST)
@@ -52,9 +53,10 @@ def world(layout, keyring):
                                  valid_until=dt.date(2029, 1, 9)),
         "property": make_certificate("property", person, status="03"),
     }
-    lic = {k: make_licence(c, keyring) for k, c in certs.items()}
+    lic = {k: make_licence(c, keyring, with_status=True) for k, c in certs.items()}
     make_snapshot(layout, subjects=[person, rep, co], certificates=certs.values(),
                   licences=lic.values(), snapshot_id="snap-1")
+    publish_status_lists(layout, keyring, certs.values(), at=NOW - dt.timedelta(hours=1))
     return {"person": person, "rep": rep, "co": co, "certs": certs, "lic": lic}
 
 
@@ -219,8 +221,9 @@ def test_verify_tampered(world, client):
     assert body["outcome"] == "tampered" and body["valid"] is False and "篡改" in body["reason_zh"]
 
 
-def test_verify_uses_current_status_from_snapshot(world, client):
-    # The property licence was signed while status 01; the snapshot says 03 (revoked) now.
+def test_verify_answers_revoked_from_the_published_status_list(world, client):
+    # The property certificate is 03 (撤销); its published status list entry says so
+    # (tests/exchange/test_verify_status.py: the list, not the snapshot, decides).
     lic = world["lic"]["property"]
     body = client.post("/api/v1/verify", json={"token": lic["token"]}).json()
     assert body["outcome"] == "revoked" and body["licence_id"] == lic["licence_id"]
@@ -396,9 +399,11 @@ def _free_port() -> int:
 
 
 @pytest.mark.service
-def test_real_server_over_http(world, layout):
+def test_real_server_over_http(world, layout, keyring):
     import uvicorn
 
+    # real clock here: status lists valid now (verify reads them, as the offline verifier does)
+    publish_status_lists(layout, keyring, world["certs"].values(), at=dt.datetime.now(dt.timezone.utc))
     port = _free_port()
     app = create_app(layout)
     key = make_client(app.state.service_store)

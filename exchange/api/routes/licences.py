@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 
 from exchange.api.core.access import AccessDep, CredentialsDep
+from exchange.api.core.statuslists import StatusListsDep
 from exchange.api.core.usecopies import UseCopiesDep
 from exchange.api.deps import NowDep, SnapshotDep, TrustDep
 from exchange.api.exceptions import LicenceNotFound
@@ -63,11 +64,15 @@ def get_licence(
 
 
 @router.post("/verify", response_model=VerifyResponse, responses=error_responses(503))
-def verify(body: VerifyRequest, snap: SnapshotDep, trust: TrustDep, now: NowDep) -> VerifyResponse:
-    """Verify a presented licence token: signature, issuer, current status, validity."""
+def verify(body: VerifyRequest, trust: TrustDep, lists: StatusListsDep, now: NowDep) -> VerifyResponse:
+    """Verify a presented licence token: signature, issuer, current status, validity.
+
+    The status (revoked, suspended …) comes from the published signed status lists, as in
+    the offline verifier; a missing or expired list answers ``status_unavailable``.
+    """
     from certificates import verify_licence
 
-    result = verify_licence(body.token, trust, at=now, status_lookup=snap.index.licence_status)
+    result = verify_licence(body.token, trust, at=now, status_source=lists)
     log.info("verify %s -> %s", result.licence_id, result.code)
     return VerifyResponse(outcome=result.code, valid=result.ok, reason_zh=result.reason_zh,
                           detail=result.detail, licence_id=result.licence_id, issuer=result.issuer,

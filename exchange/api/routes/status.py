@@ -20,6 +20,7 @@ from fastapi import Body
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.requests import Request
 
+from exchange.api.core.statuslists import StatusListsDep
 from exchange.api.deps import NowDep, SnapshotDep, TrustDep, get_layout
 from exchange.api.exceptions import TrustUnavailable
 from exchange.api.schemas.common import error_responses
@@ -99,7 +100,8 @@ padding:0 1rem}} .ok{{color:#1e7e34}} .bad{{color:#c0392b}} code{{word-break:bre
 
 
 @router.get("/verify/{licence_id}", response_class=HTMLResponse, responses=_json_errors(404, 503))
-def verify_page(licence_id: str, snap: SnapshotDep, trust: TrustDep, now: NowDep) -> HTMLResponse:
+def verify_page(licence_id: str, snap: SnapshotDep, trust: TrustDep, lists: StatusListsDep,
+                now: NowDep) -> HTMLResponse:
     """The verify page a licence's QR code opens: signature, issuer and current status, no personal data."""
     import html
 
@@ -108,7 +110,7 @@ def verify_page(licence_id: str, snap: SnapshotDep, trust: TrustDep, now: NowDep
     row = snap.index.licence(licence_id.strip())
     if row is None:
         raise HTTPException(404, f"证照库中没有标识为 {licence_id} 的电子证照。No licence {licence_id!r}.")
-    result = verify_licence(row["token"], trust, at=now, status_lookup=snap.index.licence_status)
+    result = verify_licence(row["token"], trust, at=now, status_source=lists)
     return HTMLResponse(_VERIFY_PAGE.format(
         cls="ok" if result.ok else "bad", reason=html.escape(result.reason_zh), code=result.code,
         licence_id=html.escape(licence_id), issuer=html.escape(result.issuer_name or "未知"),
