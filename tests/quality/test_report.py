@@ -119,6 +119,10 @@ def test_served_pages(published):
     docs.mkdir(parents=True)
     (docs / "run-a.html").write_text("<html>GX page</html>", encoding="utf-8")
     with TestClient(create_app(layout)) as client:
+        assert client.get("/quality", follow_redirects=False).status_code == 303  # auditors only (issue 6)
+        from tests.web.helpers import sign_in_as_auditor
+
+        sign_in_as_auditor(client)
         overview = client.get("/quality")
         assert overview.status_code == 200 and "各部门数据质量分趋势" in overview.text
         _assert_no_raw_identifier(overview.text)
