@@ -133,6 +133,12 @@ def test_counter_flow_restaurant_one_upload_rest_reused(hub, browser, world, jav
                          and r["holder_masked"] == mask_identifier(co) for r in reads)
     assert hub.store.application(case).holder_code == co
     assert any(r["action"] == "accept_case" and r["target"] == case for r in records)
+    # The manager's 免提交率: 2 of the 3 requirements (licences, agent's ID card) came from the library.
+    from exchange.web.indicators import collect
+
+    ind = collect(hub.app, NOW)
+    assert (ind["reused"], ind["required"]) == (2, 3) and round(ind["rate"]) == 67
+    assert "开办餐饮店" in ind["rate_chart"] and "<svg" in ind["apps_chart"]
     page.context.close()
 
 
