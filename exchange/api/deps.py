@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from exchange.api.core.config import Settings
 from exchange.api.core.snapshot import Snapshot, SnapshotStore
@@ -19,31 +20,50 @@ from warehouse.datadir import Layout
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies that only read app state are ``async def``: FastAPI runs a plain ``def``
+# dependency in the thread pool, one hop per dependency per request.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_layout(request: Request) -> Layout:
+async def get_layout(request: Request) -> Layout:
     return request.app.state.layout
 
 
-def get_store(request: Request) -> SnapshotStore:
+async def get_store(request: Request) -> SnapshotStore:
     return request.app.state.snapshots
 
 
-def get_snapshot(store: Annotated[SnapshotStore, Depends(get_store)]) -> Iterator[Snapshot]:
-    """Lease the current snapshot for the whole request (503 ``no_snapshot`` when there is none)."""
-    with store.lease() as snap:
+async def get_snapshot(store: Annotated[SnapshotStore, Depends(get_store)]) -> AsyncIterator[Snapshot]:
+    """Lease the current snapshot for the whole request (503 ``no_snapshot`` when there is none).
+
+    Checking ``snapshots/CURRENT`` is one ``stat``; only when it changed does the (possibly
+    long) swap run, in the thread pool, never on the event loop.
+    """
+    if store.stale():
+        await run_in_threadpool(store.refresh)
+    with store.lease(refresh=False) as snap:
         yield snap
 
 
-def get_catalogue(request: Request) -> Catalogue:
+async def get_catalogue(request: Request) -> Catalogue:
     return request.app.state.catalogue
+
+
+def now_cst() -> dt.datetime:
+    """The current moment, timezone-aware in China Standard Time."""
+    return dt.datetime.now(CST)
 
 
 def get_now() -> dt.datetime:
     """The request's moment, timezone-aware in China Standard Time (tests override this)."""
-    return dt.datetime.now(CST)
+    return now_cst()
+
+
+def request_now(request: Request) -> dt.datetime:
+    """``get_now`` or its override, called directly: hot routes skip the thread-pool hop of a
+    plain ``def`` dependency."""
+    return request.app.dependency_overrides.get(get_now, now_cst)()
 
 
 class TrustCache:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -103,6 +104,9 @@ class ServiceStore(Protocol):
 
     # usage log
     def append_log(self, record: dict[str, Any], *, at: dt.datetime) -> LogRecord: ...
+    def submit_log(self, record: dict[str, Any], *, at: dt.datetime) -> "Future[LogRecord]":
+        """Queue a record; the future resolves once it is committed (group commit)."""
+        ...
     def log_records(self, *, first_seq: int = 1, last_seq: int | None = None,
                     day: str | None = None) -> list[LogRecord]: ...
     def log_days(self) -> list[str]: ...

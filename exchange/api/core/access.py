@@ -23,6 +23,7 @@ key so that only auditors can recover the full value.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Iterable
@@ -78,7 +79,7 @@ def _clean(value: str | None) -> str | None:
     return value or None
 
 
-def credentials(
+async def credentials(
     request: Request,
     x_api_key: Annotated[str | None, Header(description="API key of the department client")] = None,
     x_purpose_item: Annotated[str | None, Header(description="用证事项: service item code (基本编码 or 实施编码)")] = None,
@@ -110,11 +111,18 @@ class AccessControl:
             return None
         return by_cert
 
-    def record(self, *, action: str, client: Client | None, creds: RequestCredentials,
-               holder_code: str | None, licence_types: Iterable[str], decision: str, rule: str,
-               target: str | None, at: dt.datetime) -> int:
-        """Append one usage-log record; returns its ``seq``."""
-        rec: dict[str, Any] = {
+    def record(self, *, at: dt.datetime, **kw: Any) -> int:
+        """Append one usage-log record; returns its ``seq`` once committed."""
+        return self.store.append_log(self._log_record(**kw), at=at).seq
+
+    async def record_async(self, *, at: dt.datetime, **kw: Any) -> int:
+        """:meth:`record` for the event loop: awaits the group commit of the record's batch."""
+        return (await asyncio.wrap_future(self.store.submit_log(self._log_record(**kw), at=at))).seq
+
+    def _log_record(self, *, action: str, client: Client | None, creds: RequestCredentials,
+                    holder_code: str | None, licence_types: Iterable[str], decision: str, rule: str,
+                    target: str | None) -> dict[str, Any]:
+        return {
             "action": action, "target": target,
             "client_id": client.client_id if client else None,
             "department": client.department_code if client else None,
@@ -122,11 +130,10 @@ class AccessControl:
             "holder_masked": mask_identifier(holder_code) if holder_code else None,
             "holder_sealed": self.sealer.seal(holder_code) if holder_code else None,
             "licence_types": sorted(set(licence_types)), "decision": decision, "rule": rule}
-        return self.store.append_log(rec, at=at).seq
 
-    def _deny(self, exc: Exception, rule: str, **kw: Any) -> Exception:
-        self.record(decision="denied", rule=rule, **kw)
-        return exc
+    @staticmethod
+    def _deny(exc: Exception, rule: str, **kw: Any) -> Exception:
+        return _Denied(exc, rule, kw)
 
     def authorise(self, creds: RequestCredentials, *, action: str, holder_code: str | None,
                   licence_types: Iterable[str], at: dt.datetime, target: str | None = None,
@@ -137,6 +144,35 @@ class AccessControl:
         otherwise the granted subset is returned (listing a holder's certificates) and only a
         department with none of them granted is refused.
         """
+        try:
+            kw, rule, allowed = self._evaluate(creds, action=action, holder_code=holder_code,
+                                               licence_types=licence_types, at=at, target=target,
+                                               require_all=require_all)
+        except _Denied as denied:
+            self.record(decision="denied", rule=denied.rule, **denied.kw)
+            raise denied.exc from None
+        seq = self.record(decision="granted", rule=rule, **kw)
+        return Decision(kw["client"], _purpose(creds), allowed, seq)
+
+    async def authorise_async(self, creds: RequestCredentials, *, action: str, holder_code: str | None,
+                              licence_types: Iterable[str], at: dt.datetime, target: str | None = None,
+                              require_all: bool = True) -> Decision:
+        """:meth:`authorise` for ``async`` routes: the rules run on the loop (in-memory and cached
+        reads), the usage-log record is awaited, not waited for in a thread."""
+        try:
+            kw, rule, allowed = self._evaluate(creds, action=action, holder_code=holder_code,
+                                               licence_types=licence_types, at=at, target=target,
+                                               require_all=require_all)
+        except _Denied as denied:
+            await self.record_async(decision="denied", rule=denied.rule, **denied.kw)
+            raise denied.exc from None
+        seq = await self.record_async(decision="granted", rule=rule, **kw)
+        return Decision(kw["client"], _purpose(creds), allowed, seq)
+
+    def _evaluate(self, creds: RequestCredentials, *, action: str, holder_code: str | None,
+                  licence_types: Iterable[str], at: dt.datetime, target: str | None,
+                  require_all: bool) -> tuple[dict[str, Any], str, frozenset[str]]:
+        """(the record's fields, the granting rule, the granted types); raises :class:`_Denied`."""
         types = sorted(set(licence_types))
         kw: dict[str, Any] = {"action": action, "creds": creds, "holder_code": holder_code,
                               "licence_types": types, "target": target, "at": at}
@@ -175,9 +211,7 @@ class AccessControl:
         rule = "ok"
         if holder_code is not None:
             rule = self._holder_rule(creds, client, holder_code, at, kw)
-        seq = self.record(decision="granted", rule=rule, **kw)
-        purpose = Purpose(creds.item_code or "", creds.case_number or "", creds.clerk_id or "")
-        return Decision(client, purpose, allowed, seq)
+        return kw, rule, allowed
 
     def _holder_rule(self, creds: RequestCredentials, client: Client, holder_code: str, at: dt.datetime,
                      kw: dict[str, Any]) -> str:
@@ -205,7 +239,19 @@ class AccessControl:
             "holder_not_authorised", **kw)
 
 
-def get_access(request: Request) -> AccessControl:
+class _Denied(Exception):
+    """A rule denied: the API error to answer with, the rule, and the usage-log record's fields."""
+
+    def __init__(self, exc: Exception, rule: str, kw: dict[str, Any]) -> None:
+        super().__init__(rule)
+        self.exc, self.rule, self.kw = exc, rule, kw
+
+
+def _purpose(creds: RequestCredentials) -> Purpose:
+    return Purpose(creds.item_code or "", creds.case_number or "", creds.clerk_id or "")
+
+
+async def get_access(request: Request) -> AccessControl:
     return request.app.state.access
 
 

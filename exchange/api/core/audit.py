@@ -52,9 +52,10 @@ def install(app: FastAPI, layout: Layout, settings: Settings, catalogue: Catalog
     app.state.use_copies = UseCopies(layout)
 
     def now():  # the sealer's clock: the app's request clock (tests override it)
-        from exchange.api.deps import get_now
+        from exchange.api.deps import get_now, now_cst
 
-        return app.dependency_overrides.get(get_now, get_now)()
+        override = app.dependency_overrides.get(get_now)
+        return override() if override is not None else now_cst()
 
     app.state.sealer = BackgroundSealer(store, layout, interval=SEAL_INTERVAL_S, clock=now)
 

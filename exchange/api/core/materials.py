@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from exchange.materials import MaterialLibrary
 
 
-def get_materials(request: Request) -> MaterialLibrary:
+async def get_materials(request: Request) -> MaterialLibrary:
     return request.app.state.materials
 
 

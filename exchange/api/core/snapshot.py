@@ -350,10 +350,15 @@ class SnapshotStore:
         finally:
             self._load_lock.release()
 
+    def stale(self) -> bool:
+        """Whether ``snapshots/CURRENT`` changed since the last swap (one ``stat``)."""
+        return self._pointer_stamp() != self._stamp
+
     @contextmanager
-    def lease(self) -> Iterator[Snapshot]:
+    def lease(self, *, refresh: bool = True) -> Iterator[Snapshot]:
         """The current snapshot, kept open until the block ends; 503 ``no_snapshot`` if none."""
-        self.refresh()
+        if refresh:
+            self.refresh()
         with self._lock:
             snap = self._current
             if snap is None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from exchange.api.core.access import AccessDep, CredentialsDep
 from exchange.api.core.identifiers import check_holder_code
 from exchange.api.core.materials import MaterialsDep
-from exchange.api.deps import CST, CatalogueDep, NowDep, SnapshotDep
+from exchange.api.deps import CST, CatalogueDep, SnapshotDep, request_now
 from exchange.api.exceptions import InvalidIdentifier, ItemNotFound
 from exchange.api.schemas.common import error_responses
 from exchange.api.schemas.onceonly import (FindingOut, ItemRef, ObservationOut, OnceOnlyRequest,
@@ -65,14 +65,15 @@ def to_response(res: Resolution, snapshot_id: str,
 
 @router.post("/once-only", response_model=OnceOnlyResponse,
              responses=error_responses(400, 401, 403, 404, 422, 503))
-def once_only(body: OnceOnlyRequest, snap: SnapshotDep, catalogue: CatalogueDep,
-              now: NowDep, access: AccessDep, creds: CredentialsDep,
-              materials: MaterialsDep) -> OnceOnlyResponse:
+async def once_only(request: Request, body: OnceOnlyRequest, snap: SnapshotDep, catalogue: CatalogueDep,
+                    access: AccessDep, creds: CredentialsDep, materials: MaterialsDep) -> OnceOnlyResponse:
     """Which materials of the given items are already on file for the applicant (purpose required)."""
+    # async: the resolver reads the in-memory index; the usage-log commit is awaited.
+    now = request_now(request)
     a = body.applicant
     code = check_holder_code(a.code, a.code_type)
-    decision = access.authorise(creds, action="once_only", holder_code=code.code, licence_types=[], at=now,
-                                target=",".join(body.items)[:256], require_all=False)
+    decision = await access.authorise_async(creds, action="once_only", holder_code=code.code, licence_types=[],
+                                            at=now, target=",".join(body.items)[:256], require_all=False)
     if code.check_char_warning and snap.index.subject(code.code) is None \
             and not snap.index.certificates_of(code.code):
         raise InvalidIdentifier(code.check_char_warning)

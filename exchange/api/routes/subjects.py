@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 
 from exchange.api.core.access import AccessDep, CredentialsDep
 from exchange.api.core.identifiers import check_holder_code, uscc_check_error
-from exchange.api.deps import NowDep, SnapshotDep
+from exchange.api.deps import SnapshotDep, request_now
 from exchange.api.exceptions import SubjectNotFound
 from exchange.api.schemas.common import error_responses
 from exchange.api.schemas.subjects import Certificate, CodeName, Holder, Status, SubjectCertificates
@@ -22,11 +22,11 @@ log = logging.getLogger("exchange.api.subjects")
 
 @router.get("/{code}/certificates", response_model=SubjectCertificates,
             responses=error_responses(400, 401, 403, 404, 422, 503))
-def subject_certificates(
+async def subject_certificates(
+    request: Request,
     snap: SnapshotDep,
     access: AccessDep,
     creds: CredentialsDep,
-    now: NowDep,
     code: Annotated[str, Path(description="citizen ID number (GB 11643) or credit code (GB 32100)")],
     code_type: Annotated[Literal["111", "001"] | None, Query(description="force the code type")] = None,
 ) -> SubjectCertificates:
@@ -34,9 +34,10 @@ def subject_certificates(
     holder_code = check_holder_code(code, code_type)
     index = snap.index
     all_certs = index.certificates_of(holder_code.code)
-    decision = access.authorise(creds, action="subject_certificates", holder_code=holder_code.code,
-                                licence_types=[c["licence_type_code"] for c in all_certs], at=now,
-                                require_all=False)
+    # async: in-memory index and cached rules on the loop; the usage-log commit is awaited.
+    decision = await access.authorise_async(
+        creds, action="subject_certificates", holder_code=holder_code.code,
+        licence_types=[c["licence_type_code"] for c in all_certs], at=request_now(request), require_all=False)
     subject = index.subject(holder_code.code)
     certs = [c for c in all_certs if c["licence_type_code"] in decision.granted_types]
     log.info("lookup %s (%s): subject=%s certificates=%d", mask_identifier(holder_code.code),
