@@ -11,7 +11,7 @@ import pytest
 
 from quality.standards import mask_identifier
 from tests.exchange.factories import make_client, purpose_headers
-from tests.exchange.test_api import NOW, RESTAURANT
+from tests.exchange.test_api import NOW, PROPERTY, RESTAURANT
 from tests.web.conftest import AUDITOR, CLERK, artifacts_dir, new_page, shot, sign_in, text_of
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
@@ -253,4 +253,38 @@ def test_auditor_finds_a_record_in_the_usage_log_and_verifies_the_chain(hub, bro
     page.click("#verify-chain")
     result = text_of(page, "#chain-result")
     assert "哈希链已损坏" in result and f"seq={seq}" in result
+    page.context.close()
+
+
+def test_counter_property_transfer_paper_materials_and_findings(hub, browser, world):
+    """不动产转移登记 (JavaScript off): a revoked certificate does not count, paper materials are ticked as
+    received, the cross-check finding (王晓明 / 王小明 on the marriage certificate) is shown for the clerk."""
+    person = world["person"]["subject_code"]
+    page = new_page(browser, javascript=False)
+    sign_in(page, hub, CLERK)
+    page.fill("#code", person)
+    page.fill("input[name=q]", "不动产")
+    page.click("button[value=search]")
+    page.check(f"input[name=items][value='{PROPERTY}']")
+    page.click("#open-case")
+    case = page.inner_text("#case-number").strip()
+    assert "王小明" in text_of(page, "#findings") and "王晓明" in text_of(page, "#findings")
+    must = page.locator("#requirements tr.must_submit")
+    titles = must.all_inner_texts()
+    assert any("不动产权证书" in t and "撤销" in t for t in titles)  # on file but revoked: not counted
+    assert page.locator("#requirements tr.must_submit input[type=file]").count() == 0  # paper only
+    for title in ("不动产登记申请书", "不动产转移合同"):
+        page.locator("#requirements tr.must_submit", has_text=title).locator("input[name=received]").check()
+    page.click("#accept")
+    error = text_of(page, "#case-error")
+    assert "不动产权证书" in error and "不动产登记申请书" not in error  # only what is still missing
+    assert page.is_checked("#requirements tr.must_submit:has-text('不动产登记申请书') input[name=received]")
+    page.locator("#requirements tr.must_submit", has_text="不动产权证书").locator("input[name=received]").check()
+    page.click("#accept")
+    assert page.url.endswith(f"/counter/cases/{case}/receipt")
+    taken, reused = text_of(page, "#taken"), text_of(page, "#reused")
+    assert "纸质材料当场收取" in taken and "不动产权证书" in taken and "不动产转移合同" in taken
+    assert "居民身份证" in reused and "结婚证" in reused
+    assert "比对提示" in page.content()
+    shot(page, "receipt-property-nojs")
     page.context.close()
