@@ -352,21 +352,43 @@ def run_section(detail: dict[str, Any], docs_link: Callable[[Run], str | None] =
     return "".join(out)
 
 
+def cert_expiry_section(entries: list[dict[str, Any]] | None, warn_days: int) -> str:
+    """"证书到期提醒": signing certificates expired or due within ``warn_days`` (dicts with
+    ``name``, ``code``, ``kind``, ``not_after``, ``days_left``, ``expired``, ``message_zh``);
+    ``None`` when the trust material could not be read."""
+    head = "<h2>证书到期提醒</h2>"
+    if entries is None:
+        return head + '<p class="bad">信任列表尚未发布或无法读取，无法检查签名证书有效期。</p>'
+    if not entries:
+        return head + f'<p class="ok">未来 {warn_days} 天内没有到期的签名证书。</p>'
+    kinds = {"licence_issuer": "电子证照签名", "hub_service": "枢纽服务签章"}
+    rows = "".join(
+        f'<tr class="{"bad" if e["expired"] else ""}"><td>{_e(e["name"])}</td><td><code>{_e(e["code"])}</code></td>'
+        f'<td>{_e(kinds.get(e["kind"], e["kind"]))}</td><td>{_e(str(e["not_after"])[:10])}</td>'
+        f'<td class="n">{"已过期" if e["expired"] else _e(e["days_left"])}</td><td>{_e(e["message_zh"])}</td></tr>'
+        for e in entries)
+    return (head + f'<p class="bad">{len(entries)} 个签名证书已到期或将在 {warn_days} 天内到期，请及时更换密钥。</p>'
+            "<table><tr><th>持有者</th><th>代码</th><th>用途</th><th>到期日</th><th>剩余天数</th><th>提醒</th></tr>"
+            f"{rows}</table>")
+
+
 def render(data: ReportData, *, link: Callable[[str], str | None] = lambda run_id: None,
-           docs_link: Callable[[Run], str | None] = lambda run: None, title: str = "数据质量报告") -> str:
-    """The whole page: overview, plus the drill-down when ``data.run_detail`` is set."""
+           docs_link: Callable[[Run], str | None] = lambda run: None, title: str = "数据质量报告",
+           prelude: str = "") -> str:
+    """The whole page: overview, plus the drill-down when ``data.run_detail`` is set;
+    ``prelude`` (e.g. :func:`cert_expiry_section`) goes first."""
     snapshot = f"<p>数据来源：证照库快照 {_e(data.snapshot)}</p>" if data.snapshot else ""
     detail = run_section(data.run_detail, docs_link) if data.run_detail else ""
     return (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{_e(title)}</title>'
             f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>{snapshot}"
             f"<p class=\"note\">错误类问题整行隔离（附全部原因），警告类问题标记后保留；个人身份号码已脱敏显示。</p>"
-            f"{detail}{_overview(data, link)}</body></html>")
+            f"{prelude}{detail}{_overview(data, link)}</body></html>")
 
 
 def build_report(con: Any, run_id: str | None = None, *,
                  link: Callable[[str], str | None] = lambda run_id: None,
-                 docs_link: Callable[[Run], str | None] = lambda run: None) -> str:
+                 docs_link: Callable[[Run], str | None] = lambda run: None, prelude: str = "") -> str:
     """Read and render in one call (the CLI's and the hub's entry point)."""
     title = "数据质量报告" if run_id is None else f"数据质量报告 · 运行 {run_id}"
-    return render(read(con, run_id), link=link, docs_link=docs_link, title=title)
+    return render(read(con, run_id), link=link, docs_link=docs_link, title=title, prelude=prelude)

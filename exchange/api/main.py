@@ -80,6 +80,9 @@ def create_app(layout: Layout | None = None, *, settings: Settings | None = None
         if watch_interval:
             store.start_watching(watch_interval)
         audit.start(app)
+        from exchange.api.core.certexpiry import log_expiring, now_for_expiry
+
+        log_expiring(app, now_for_expiry(app))  # 证书到期提醒 in the service log at start
         try:
             yield
         finally:

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
-from exchange.api.deps import SnapshotDep
+from exchange.api.deps import NowDep, SnapshotDep
 from exchange.api.exceptions import ApiError
 
 router = APIRouter(prefix="/quality", tags=["quality"])
@@ -40,14 +40,28 @@ def _docs_link(request: Request) -> Callable[[Any], str | None]:
     return link
 
 
+def _cert_expiry(request: Request, now: Any) -> str:
+    """The "证书到期提醒" section from the published trust material (same data as /api/v1/trust/expiry)."""
+    from exchange.api.core.certexpiry import as_dict, expiring, warn_days
+    from exchange.api.exceptions import TrustUnavailable
+    from quality.report import cert_expiry_section
+
+    days = warn_days()
+    try:
+        trust = request.app.state.trust.get()
+    except TrustUnavailable:
+        return cert_expiry_section(None, days)
+    return cert_expiry_section([as_dict(e) for e in expiring(trust, now, days)], days)
+
+
 @router.get("", response_class=HTMLResponse)
-def quality_report(snap: SnapshotDep) -> HTMLResponse:
-    """Data-quality report: score per department over time, worst rules, cross-check findings."""
+def quality_report(snap: SnapshotDep, request: Request, now: NowDep) -> HTMLResponse:
+    """Data-quality report: certificate expiry warnings, score per department over time, worst rules, cross-check findings."""
     from quality.report import build_report
 
     cur = snap.cursor()
     try:
-        return HTMLResponse(build_report(cur, link=_link))
+        return HTMLResponse(build_report(cur, link=_link, prelude=_cert_expiry(request, now)))
     finally:
         cur.close()
 

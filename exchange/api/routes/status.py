@@ -24,6 +24,7 @@ from exchange.api.core.statuslists import StatusListsDep
 from exchange.api.deps import NowDep, SnapshotDep, TrustDep, get_layout
 from exchange.api.exceptions import TrustUnavailable
 from exchange.api.schemas.common import error_responses
+from exchange.api.schemas.trust import TrustExpiryResponse
 from warehouse.datadir import Layout
 
 router = APIRouter(tags=["verification material"])
@@ -82,6 +83,16 @@ def status_list(layout: LayoutDep,
     return Response(token, media_type="application/jose",
                     headers={"Cache-Control": f"public, max-age={max_age}",
                              "Expires": until.astimezone(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")})
+
+
+@router.get("/api/v1/trust/expiry", response_model=TrustExpiryResponse, responses=error_responses(503))
+def trust_expiry(trust: TrustDep, now: NowDep) -> TrustExpiryResponse:
+    """Signing certificates (departments' licence keys, the hub service key) expired or expiring soon."""
+    from exchange.api.core.certexpiry import as_dict, expiring, warn_days
+
+    days = warn_days()
+    return TrustExpiryResponse(checked_at=now.isoformat(timespec="seconds"), warn_days=days,
+                               certificates=[as_dict(e) for e in expiring(trust, now, days)])
 
 
 def _b64(segment: str) -> bytes:
