@@ -147,3 +147,66 @@ def test_every_outcome_has_a_distinct_exit_code():
 
     assert {exit_code(o) for o in Outcome} == set(EXIT_CODES.values())
     assert len(set(EXIT_CODES.values())) == len(Outcome) and exit_code(Outcome.VALID) == 0
+
+
+def _use_copy(layout, token_path, *, at, signer=None):
+    from certificates.pki import hub_service_key
+    from certificates.usecopy import make_use_copy
+    from tests.pipeline_helpers import query
+
+    token = token_path.read_text().strip()
+    [(licence_id,)] = query(layout.library, "SELECT licence_id FROM licences WHERE token = ?", [token])
+    return make_use_copy(signer or hub_service_key(layout, at=AT), licence_id=licence_id, licence_token=token,
+                         purpose={"item": "000120003000", "case": "K-1", "clerk": "c-1"},
+                         requester={"client_id": "sys-1", "department": "11330100002496126K"},
+                         at=at, ttl=dt.timedelta(hours=72), log_seq=1)["token"]
+
+
+def test_use_copies_verify_offline_with_their_own_exit_codes(world, tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from certificates.pki import HubServiceKey, hub_service_key
+    from certificates.trust import service_kid
+
+    layout, tokens = world
+    issued = dt.datetime.fromisoformat(CHECK) - dt.timedelta(hours=1)
+    path = tmp_path / "copy.jws"
+    path.write_text(_use_copy(layout, tokens["ok"], at=issued))
+    result = run(path, "--at", CHECK)
+    assert result.exit_code == 0 and "valid" in result.output, result.output
+    result = run(path, "--at", (issued + dt.timedelta(hours=72)).isoformat())
+    assert result.exit_code == 21 and "use_copy_expired" in result.output, result.output
+    h, p, s = path.read_text().split(".")
+    path.write_text(f"{h}.{p}.{s[:-4]}{'AAAA' if s[-4:] != 'AAAA' else 'BBBB'}")
+    assert run(path, "--at", CHECK).exit_code == 11
+    path.write_text(_use_copy(layout, tokens["revoked"], at=issued))  # the wrapped licence decides
+    assert run(path, "--at", CHECK).exit_code == 15
+    rogue = Ed25519PrivateKey.generate()
+    hub = hub_service_key(layout, at=AT)
+    path.write_text(_use_copy(layout, tokens["ok"], at=issued, signer=HubServiceKey(
+        rogue, hub.certificate, hub.root, service_kid(rogue.public_key()))))
+    assert run(path, "--at", CHECK).exit_code == 12
+
+
+def test_a_status_list_signed_by_a_key_outside_the_trust_bundle_is_status_unavailable(world, tmp_path):
+    """Also the hub service key: it is trusted for use-copies and seals, never for licence status."""
+    from certificates.pki import hub_service_key
+    from certificates.statuslist import StatusList, sign_status_list, write_list
+
+    layout, tokens = world
+    [real] = list((layout.root / "status").glob("*.jws"))
+    from certificates import TrustStore
+
+    genuine = StatusList.verify(real.read_text(), TrustStore.from_dir(layout.trust))
+    import base64
+    import json
+
+    body = tokens["revoked"].read_text().strip().split(".")[1]
+    ref = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["credential_status"]
+    assert genuine.status(ref["index"]) == "07"
+    hub = hub_service_key(layout, at=AT)
+    forged = sign_status_list(list_id=genuine.list_id, issuer_code=genuine.issuer_code, kid=hub.kid,
+                              private_key=hub.private_key, statuses={ref["index"]: "01"}, at=AT)
+    write_list(tmp_path / "status", genuine.list_id, forged)
+    result = run(tokens["revoked"], "--at", CHECK, "--status-dir", tmp_path / "status")
+    assert result.exit_code == 19 and "状态列表" in result.output, result.output
