@@ -76,6 +76,9 @@ def test_counter_flow_restaurant_one_upload_rest_reused(hub, browser, world, jav
     assert "经办人身份证号码" in errors and f"为“{wrong}”" in errors and f"应为“{rep[17]}”" in errors
     assert page.input_value("#code") == co and page.input_value("#agent") == bad
     assert page.is_checked(f"input[name=items][value='{RESTAURANT}']")
+    assert "bad" in page.get_attribute("label:has(#agent)", "class")  # only the wrong field is marked
+    assert "bad" not in (page.get_attribute("label:has(#code)", "class") or "")
+    assert "bad" not in (page.get_attribute("fieldset", "class") or "")
     shot(page, f"counter-error-{tag}")
     page.fill("#agent", rep)
     page.click("#open-case")
