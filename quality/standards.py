@@ -74,6 +74,7 @@ def divisions() -> dict[str, tuple[str, str, bool]]:
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def division_codes() -> frozenset[str]:
     """All 6-digit GB/T 2260 division codes ever valid (historical codes stay valid)."""
     return frozenset(divisions())

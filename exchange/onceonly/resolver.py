@@ -268,7 +268,7 @@ def evaluate(expr: Expr, certs: list[Mapping[str, Any]], registry: Registry, day
         for p in parts:
             if p.met:
                 return _Eval(True, p.used, [], [])
-        return _Eval(False, [], [expr_text(expr, registry)], rejected)
+        return _Eval(False, [], [_static(expr, registry)[0] or ""], rejected)
     assert isinstance(expr, AllOf)
     used = [u for p in parts for u in p.used]
     missing = [m for p in parts for m in p.missing]
@@ -276,6 +276,23 @@ def evaluate(expr: Expr, certs: list[Mapping[str, Any]], registry: Registry, day
 
 
 # ----------------------------------------------------------------------------- resolve
+_STATIC: dict[int, tuple[Any, str | None, str | None, list[str]]] = {}
+
+
+def _static(expr: Expr | None, registry: Registry) -> tuple[str | None, str | None, list[str]]:
+    """(text, canonical form, licence type keys) of a catalogue expression, computed once per object.
+
+    Catalogue items are immutable and live as long as the catalogue; the entry keeps the
+    expression alive so its ``id`` is never reused for another one.
+    """
+    if expr is None:
+        return None, None, []
+    hit = _STATIC.get(id(expr))
+    if hit is None or hit[0] is not expr:
+        hit = _STATIC[id(expr)] = (expr, expr_text(expr, registry), expr_canonical(expr), expr_keys(expr))
+    return hit[1], hit[2], hit[3]
+
+
 def _holder_for(material: Material, applicant: Applicant) -> tuple[str | None, str | None]:
     """The holder code whose licences count for a material, and a note when there is none."""
     if material.holder == "applicant":
@@ -302,7 +319,7 @@ def resolve(catalogue: Catalogue, records: Records, applicant: Applicant,
     items: list[Item] = []
     for code in item_codes:
         it = catalogue.get(code)
-        if it not in items:
+        if not any(it is seen for seen in items):  # identity: comparing whole items is slow
             items.append(it)
     certs_cache: dict[str, list[Mapping[str, Any]]] = {}
 
@@ -330,27 +347,27 @@ def resolve(catalogue: Catalogue, records: Records, applicant: Applicant,
         for m in it.materials:
             served = Served(it.code, it.name, m.key, m.name, m.necessity, m.condition)
             holder, note = _holder_for(m, applicant)
+            text, canonical, type_keys = _static(m.satisfied_by, registry)
             if m.satisfied_by is None:
                 key: tuple = ("material", it.code, m.key)
                 ev = _Eval(False, [], [], [])
                 note = note or "该材料须由申请人提交，无法通过证照库免提交"
             elif holder is None:
-                key = ("must_submit", m.holder, expr_canonical(m.satisfied_by))
-                ev = _Eval(False, [], [expr_text(m.satisfied_by, registry)], [])
+                key = ("must_submit", m.holder, canonical)
+                ev = _Eval(False, [], [text or ""], [])
             else:
                 ev = evaluate(m.satisfied_by, certs_of(holder), registry, day, materials_of(holder))
                 if ev.met:
                     key = ("on_file", m.holder, tuple(sorted(u.ref for u in ev.used)))
                 else:
-                    key = ("must_submit", m.holder, expr_canonical(m.satisfied_by))
+                    key = ("must_submit", m.holder, canonical)
             line = lines.get(key)
             if line is None:
                 line = lines[key] = Requirement(
                     status="on_file" if ev.met else "must_submit",
                     title=(" 且 ".join(u.licence_type_name for u in ev.used) if ev.met else m.name),
                     holder_role=m.holder, holder_code=holder,
-                    satisfied_by=expr_text(m.satisfied_by, registry) if m.satisfied_by else None,
-                    licence_types=expr_keys(m.satisfied_by) if m.satisfied_by else [],
+                    satisfied_by=text, licence_types=list(type_keys),
                     necessity=m.necessity, source_channel=m.source_channel,
                     on_file=list(ev.used), missing=list(ev.missing), rejected=list(ev.rejected),
                     note=note)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from exchange.api.core.access import AccessDep, CredentialsDep
 from exchange.api.core.identifiers import check_holder_code
@@ -89,4 +89,6 @@ async def once_only(request: Request, body: OnceOnlyRequest, snap: SnapshotDep, 
     log.info("once-only %s items=%s on_file=%d must_submit=%d findings=%d",
              mask_identifier(code.code), body.items, res.on_file_count, res.must_submit_count,
              len(res.findings))
-    return to_response(res, snap.snapshot_id, access.store.grants_of(decision.client.department_code))
+    out = to_response(res, snap.snapshot_id, access.store.grants_of(decision.client.department_code))
+    # Validated once when built; returned as JSON bytes so FastAPI does not validate it again.
+    return Response(out.model_dump_json(), media_type="application/json")  # type: ignore[return-value]
