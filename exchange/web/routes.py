@@ -459,6 +459,16 @@ def audit_home(request: Request) -> HTMLResponse:
     return render(request, "audit.html", ind=data)
 
 
+ACTION_NAMES = {"subject_certificates": "查询持证主体证照", "licence": "调取电子证照", "once_only": "一次提交核对",
+                "accept_application": "登记受理办件", "submit_material": "提交材料", "verify_material": "核验材料",
+                "list_materials": "查询材料", "accept_case": "窗口受理"}
+RULE_NAMES = {"ok": "准予", "counter": "综合受理窗口", "unauthenticated": "未认证", "purpose_required": "未说明用途",
+              "invalid_purpose": "用途事项无效", "not_granted": "部门未获授权", "holder_not_authorised": "无持证人授权",
+              "authorisation_code_invalid": "用证码无效", "authorisation_code_expired": "用证码已过期",
+              "authorisation_code_used": "用证码已使用", "not_counter": "非窗口客户端",
+              "application:counter": "窗口受理办件", "application:code": "持证人用证码", "authorisation_code": "持证人用证码"}
+
+
 def _log_filters(params: Any) -> dict[str, str]:
     return {k: str(params.get(k) or "").strip() for k in ("holder", "department", "item", "date_from", "date_to",
                                                           "outcome")}
@@ -507,7 +517,8 @@ def audit_log(request: Request) -> HTMLResponse:
     searched = any(f.values()) or "search" in request.query_params
     records, error = search_log(store, f) if searched else ([], None)
     return render(request, "log.html", 422 if error else 200, f=f, records=records, error=error, searched=searched,
-                  departments=dict(store.departments()), chain=None, limit=LOG_LIMIT)
+                  departments=dict(store.departments()), chain=None, limit=LOG_LIMIT,
+                  action_names=ACTION_NAMES, rule_names=RULE_NAMES)
 
 
 @router.post("/audit/log", response_class=HTMLResponse)
@@ -520,7 +531,8 @@ async def audit_log_search(request: Request) -> HTMLResponse:
     store = request.app.state.service_store
     records, error = search_log(store, f)
     return render(request, "log.html", 422 if error else 200, f=f, records=records, error=error, searched=True,
-                  departments=dict(store.departments()), chain=None, limit=LOG_LIMIT)
+                  departments=dict(store.departments()), chain=None, limit=LOG_LIMIT,
+                  action_names=ACTION_NAMES, rule_names=RULE_NAMES)
 
 
 @router.post("/audit/log/verify", response_class=HTMLResponse)
@@ -536,4 +548,5 @@ async def audit_verify_chain(request: Request) -> HTMLResponse:
     chain = {"intact": report.intact, "records": len(store.log_records()), "days": report.days,
              "problem": str(report.first_broken) if report.first_broken else None}
     return render(request, "log.html", f=_log_filters({}), records=[], error=None, searched=False,
-                  departments=dict(store.departments()), chain=chain, limit=LOG_LIMIT)
+                  departments=dict(store.departments()), chain=chain, limit=LOG_LIMIT,
+                  action_names=ACTION_NAMES, rule_names=RULE_NAMES)
