@@ -5,6 +5,10 @@ hub) or from a published directory (by an offline verifier) and admits an issuer
 certificate only if it is directly signed by the root, is not a CA, has keyUsage
 digitalSignature and the licence-signing extendedKeyUsage. Validity in time is
 checked per verification, at the moment the caller passes in.
+
+A certificate with the hub service extendedKeyUsage (:data:`HUB_SERVICE_EKU`: use-copies,
+usage-log seals) goes to ``services`` under the kid ``hub-service-<thumbprint>``, and only
+if it has no licence-signing usage; it never signs licences or status lists.
 """
 
 from __future__ import annotations
