@@ -8,6 +8,7 @@ pool's own pipe, and never touch disk unencrypted.
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
 import multiprocessing
 import os
@@ -21,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from certificates.batch import MAX_BATCH, PayloadEncoder, sign_batch
 from certificates.signing import b64url, encoded_header
+
+_TO_URL = bytes.maketrans(b"+/", b"-_")
 
 #: Columns of a library ``certificates`` row that a payload reads.
 ROW_COLUMNS = ("cert_key", "licence_type_code", "licence_type_name", "cert_number", "holder_code",
@@ -66,23 +69,18 @@ def run_job(job: Job, mode: str, at: dt.datetime, keys: dict[str, Ed25519Private
     """Encode and sign one job's rows (in whatever process this runs)."""
     key = (keys or _KEYS)[job.kid]
     enc = PayloadEncoder(at=at)
-    ids, bases, payloads = [], [], []
-    refs = job.status_refs or [None] * len(job.versions)
-    for values, version, prev, ref in zip(zip(*job.columns), job.versions, job.supersedes, refs):
-        lid, base, data = enc.encode(dict(zip(ROW_COLUMNS, values)), version=version, supersedes=prev,
-                                     credential_status=ref)
-        ids.append(lid)
-        bases.append(base)
-        payloads.append(data)
+    ids, bases, payloads = enc.encode_many(dict(zip(ROW_COLUMNS, job.columns)), job.versions, job.supersedes,
+                                           job.status_refs)
     if mode == "batch":
         signed = sign_batch(payloads, private_key=key, kid=job.kid, batch_id=job.batch_id)
         return JobResult(job.batch_id, ids, bases, signed.tokens, b64url(signed.root), signed.root_jws)
-    header = encoded_header(job.kid)
-    sign = key.sign
+    header_dot = (encoded_header(job.kid) + ".").encode("ascii")
+    sign, b2a, url = key.sign, binascii.b2a_base64, _TO_URL
     tokens = []
-    for data in payloads:
-        signing_input = f"{header}.{b64url(data)}"
-        tokens.append(f"{signing_input}.{b64url(sign(signing_input.encode('ascii')))}")
+    for data in payloads:  # the signing.sign_licence token, in bytes until the end
+        signing_input = header_dot + b2a(data, newline=False).translate(url).rstrip(b"=")
+        signature = b2a(sign(signing_input), newline=False).translate(url).rstrip(b"=")
+        tokens.append((signing_input + b"." + signature).decode("ascii"))
     return JobResult(job.batch_id, ids, bases, tokens, None, None)
 
 
