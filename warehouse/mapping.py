@@ -81,6 +81,16 @@ def certificate_sql(dataset: str) -> str:
             valid_until="NULL::DATE",
             extension="json_object('parcel_no', parcel_no, 'address', address, 'area_m2', area_m2, "
                       "'land_use', land_use, 'term_start', term_start, 'term_end', term_end)")
+    if dataset == "licence_records":  # any registered type, one row per record; quality checked the type
+        ext = ("json_merge_patch(CAST(coalesce(nullif(trim(details), ''), '{}') AS JSON), "
+               "json_object('reported_by', reported_by))")
+        return " UNION ALL ".join(
+            _cert_select(t, cert_number="trim(cert_no)", holder_code="trim(holder_code)",
+                         holder_code_type="trim(holder_code_type)", holder_name="holder_name",
+                         issue_date=_date("issue_date"), valid_from=f"coalesce({_date('valid_from')}, "
+                         f"{_date('issue_date')})", valid_until=_date("valid_until"), extension=ext)
+            + f" WHERE trim(licence_type_code) = {literal(t.code)}"
+            for t in r.licence_types.values())
     raise KeyError(f"no certificate mapping for dataset {dataset!r}")
 
 

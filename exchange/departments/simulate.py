@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 
-from exchange.departments import daily, gongan, minzheng, scjg, zrzy
+from exchange.departments import daily, gcjs, gongan, minzheng, scjg, zrzy
 from exchange.departments import defects as d
 from exchange.departments.errors import SimulationError
 from exchange.departments.manifest import Manifest
@@ -41,7 +41,7 @@ def simulate(layout: Layout, persons: int, seed: int, day: int = 0, defect_rate:
 
 def _wipe(layout: Layout) -> None:
     dep = layout.departments
-    for sub in ("gongan", "scjg", "minzheng", "zrzy"):
+    for sub in ("gongan", "scjg", "minzheng", "zrzy", "zhujian"):
         shutil.rmtree(dep / sub, ignore_errors=True)
     shutil.rmtree(state_path(dep).parent, ignore_errors=True)
     layout.defect_manifest.unlink(missing_ok=True)
@@ -123,6 +123,11 @@ def _day0(layout: Layout, persons: int, seed: int, rate: float, pg_dsn: str | No
         stores.properties.create_indexes()
         record("properties", inj)
 
+        # 工程建设项目审批: approvals for projects of clean companies (no injected defects)
+        approvals = gcjs.generate_approvals(np_rng(seed, 0, "approvals"), py_rng(seed, 0, "approvals"), owners, 0)
+        gcjs.write_drop(gcjs.drop_path(dep, 0), approvals)
+        summary.rows["licence_records"] = len(approvals)
+
         stores.state.execute("INSERT OR REPLACE INTO meta VALUES ('backend', ?)", (stores.backend,))
         stores.commit()
         manifest = Manifest(seed=seed, persons=persons)
@@ -131,5 +136,6 @@ def _day0(layout: Layout, persons: int, seed: int, rate: float, pg_dsn: str | No
     finally:
         stores.close()
     summary.locations = Stores.locations(stores) | {
-        "marriages": str(minzheng.drop_path(dep, 0)), "properties": str(zrzy.drop_path(dep, 0))}
+        "marriages": str(minzheng.drop_path(dep, 0)), "properties": str(zrzy.drop_path(dep, 0)),
+        "licence_records": str(gcjs.drop_path(dep, 0))}
     return summary

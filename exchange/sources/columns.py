@@ -14,13 +14,17 @@ RAW_COLUMNS: dict[str, tuple[str, ...]] = {
                   "registration_date", "office", "status", "updated_at"),
     "properties": ("cert_no", "owner_code", "owner_code_type", "owner_name", "parcel_no", "address",
                    "area_m2", "land_use", "term_start", "term_end", "issue_date", "status", "updated_at"),
+    # generic licence records: back-office results pushed to the hub, the construction approval system
+    "licence_records": ("licence_type_code", "cert_no", "holder_code", "holder_code_type", "holder_name",
+                        "issue_date", "valid_from", "valid_until", "status", "details", "reported_by",
+                        "updated_at"),
 }
 NUMERIC: dict[str, frozenset[str]] = {
     "enterprises": frozenset({"registered_capital"}),
     "properties": frozenset({"area_m2"}),
 }
 BUSINESS_KEY = {"persons": "id_number", "enterprises": "uscc", "food_licences": "licence_no",
-                "marriages": "cert_no", "properties": "cert_no"}
+                "marriages": "cert_no", "properties": "cert_no", "licence_records": "cert_no"}
 META_COLUMNS = ("_record_key", "_source_id", "_interval")
 
 

@@ -98,9 +98,21 @@ def make_licence_row(**overrides: Any) -> dict[str, Any]:
     return {**row, **_meta("licences", str(row["licence_id"]))}
 
 
+def make_licence_record_row(**overrides: Any) -> dict[str, Any]:
+    """A generic licence record (back-office result / construction approval): 建设工程规划许可证."""
+    row = {"licence_type_code": "11100000000013768N004", "cert_no": f"建字第330106{next(_seq):09d}号",
+           "holder_code": make_uscc(), "holder_code_type": "001", "holder_name": "杭州某建设开发有限公司",
+           "issue_date": "2025-06-01", "valid_from": "2025-06-01", "valid_until": "",
+           "status": "01", "details": '{"project_name": "某研发中心项目"}', "reported_by": "gcjs-system",
+           "updated_at": "2026-11-01T08:00:00"}
+    row.update(overrides)
+    return {**row, **_meta("licence_records", str(row["cert_no"]))}
+
+
 MAKERS = {"persons": make_person_row, "enterprises": make_enterprise_row,
           "food_licences": make_food_licence_row, "marriages": make_marriage_row,
-          "properties": make_property_row, "licences": make_licence_row}
+          "properties": make_property_row, "licences": make_licence_row,
+          "licence_records": make_licence_record_row}
 
 
 def write_batch(rows: list[dict[str, Any]], dataset: str, path: Path) -> Path:

@@ -152,6 +152,25 @@ CASES: list[tuple[str, dict[str, Any], set[tuple[str, str]], bool]] = [
      True),
     ("licences", {"holder_code_type": "111", "holder_code": make_uscc()}, {("id_format", "holder_code")}, True),
     ("properties", {"issue_date": "2021-06-31"}, {("impossible_date", "issue_date")}, True),
+    # generic licence records (back-office results, construction approvals): one column of mixed codes
+    ("licence_records", {"licence_type_code": "11100000000013768N999"},
+     {("unknown_licence_type", "licence_type_code")}, True),
+    ("licence_records", {"holder_code_type": "111", "holder_code": make_ric()},
+     {("holder_kind_mismatch", "holder_code_type")}, True),  # an enterprise licence held by a person
+    ("licence_records", {"licence_type_code": "11100000000013848A001", "holder_code_type": "111",
+                         "holder_code": flip_last(make_ric()), "holder_name": "陈静"},
+     {("id_check_char", "holder_code")}, True),  # 社会保障卡 of a person with a wrong check character
+    ("licence_records", {"licence_type_code": "11100000000013848A001", "holder_code_type": "111",
+                         "holder_code": make_ric(), "holder_name": "陈静"}, set(), False),
+    ("licence_records", {"holder_code": "91330106MA2AB2CD1X"}, {("uscc_check_char", "holder_code")}, False),
+    ("licence_records", {"holder_code": "9133010"}, {("uscc_format", "holder_code")}, True),
+    ("licence_records", {"valid_from": "2025-06-01", "valid_until": "2025-05-31"},
+     {("validity_end_before_start", "valid_until")}, True),
+    ("licence_records", {"issue_date": "2025-02-29"}, {("impossible_date", "issue_date")}, True),
+    ("licence_records", {"details": "[1, 2]"}, {("invalid_json", "details")}, True),
+    ("licence_records", {"details": "{not json"}, {("invalid_json", "details")}, True),
+    ("licence_records", {"details": ""}, set(), False),
+    ("licence_records", {"holder_name": ""}, {("missing_required", "holder_name")}, True),
 ]
 
 
@@ -272,13 +291,15 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_datasets_describe_keys_and_rules() -> None:
     assert {n: s.key for n, s in quality.DATASETS.items()} == {
         "persons": "id_number", "enterprises": "uscc", "food_licences": "licence_no",
-        "marriages": "cert_no", "properties": "cert_no", "licences": "licence_id"}
+        "marriages": "cert_no", "properties": "cert_no", "licences": "licence_id",
+        "licence_records": "cert_no"}
     contract = {"id_check_char", "uscc_check_char", "impossible_date", "validity_end_before_start",
                 "missing_required", "duplicate_key", "mis_encoded_text"}
     used = {r.code for s in quality.DATASETS.values() for r in s.rules}
     assert contract <= used <= contract | {"id_format", "id_division", "id_birth_date", "uscc_format",
                                            "holder_code_type", "validity_term", "licence_id_format",
-                                           "licence_id_check_char", "licence_id_variant", "licence_id_parts"}
+                                           "licence_id_check_char", "licence_id_variant", "licence_id_parts",
+                                           "unknown_licence_type", "holder_kind_mismatch", "invalid_json"}
     for spec in quality.DATASETS.values():
         ids = [r.rule_id for r in spec.rules]
         assert len(ids) == len(set(ids))
