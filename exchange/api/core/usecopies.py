@@ -39,7 +39,7 @@ class UseCopies:
                              at=at, ttl=self.ttl, log_seq=decision.seq)
 
 
-def get_use_copies(request: Request) -> UseCopies:
+async def get_use_copies(request: Request) -> UseCopies:
     return request.app.state.use_copies
 
 

@@ -8,12 +8,12 @@ import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request, Response
 
 from exchange.api.core.access import AccessDep, CredentialsDep
 from exchange.api.core.statuslists import StatusListsDep
 from exchange.api.core.usecopies import UseCopiesDep
-from exchange.api.deps import NowDep, SnapshotDep, TrustDep
+from exchange.api.deps import NowDep, SnapshotDep, TrustDep, request_now
 from exchange.api.exceptions import LicenceNotFound
 from exchange.api.schemas.common import error_responses
 from exchange.api.schemas.licences import Licence, VerifyRequest, VerifyResponse
@@ -35,32 +35,36 @@ def decode_payload(token: str) -> dict[str, Any]:
 
 @router.get("/licences/{licence_id}", response_model=Licence,
             responses=error_responses(400, 401, 403, 404, 503))
-def get_licence(
+async def get_licence(
+    request: Request,
     snap: SnapshotDep,
     access: AccessDep,
     creds: CredentialsDep,
-    now: NowDep,
     use_copies: UseCopiesDep,
     licence_id: Annotated[str, Path(description="GB/T 36904 identifier, e.g. 1.2.156.3005.2.…")],
 ) -> Licence:
     """A signed licence (compact JWS) with its decoded payload (granted type, purpose required)."""
+    # async: in-memory index and cached rules on the loop; the usage-log commit is awaited.
+    now = request_now(request)
     row = snap.index.licence(licence_id.strip())
-    decision = access.authorise(creds, action="licence", target=licence_id.strip()[:128],
-                                holder_code=row["holder_code"] if row else None,
-                                licence_types=[row["licence_type_code"]] if row else [], at=now,
-                                require_all=row is not None)
+    decision = await access.authorise_async(creds, action="licence", target=licence_id.strip()[:128],
+                                            holder_code=row["holder_code"] if row else None,
+                                            licence_types=[row["licence_type_code"]] if row else [], at=now,
+                                            require_all=row is not None)
     if row is None:
         raise LicenceNotFound(f"证照库中没有标识为 {licence_id} 的电子证照。"
                               f"No licence {licence_id!r} in snapshot {snap.snapshot_id}.")
     newest = snap.index.newest_licence_id(row["cert_key"])
-    return Licence(licence_id=row["licence_id"], base_id=row["base_id"], version=row["version"],
-                   cert_key=row["cert_key"], licence_type_code=row["licence_type_code"],
-                   holder_code=row["holder_code"], issuer_code=row["issuer_code"],
-                   issued_at=row["issued_at"], supersedes=row["supersedes"],
-                   superseded=newest is not None and newest != row["licence_id"],
-                   status=snap.index.licence_status(row["licence_id"]),
-                   token=row["token"], payload=decode_payload(row["token"]),
-                   use_copy=use_copies.stamp(decision, licence_id=row["licence_id"], token=row["token"], at=now))
+    out = Licence(licence_id=row["licence_id"], base_id=row["base_id"], version=row["version"],
+                  cert_key=row["cert_key"], licence_type_code=row["licence_type_code"],
+                  holder_code=row["holder_code"], issuer_code=row["issuer_code"],
+                  issued_at=row["issued_at"], supersedes=row["supersedes"],
+                  superseded=newest is not None and newest != row["licence_id"],
+                  status=snap.index.licence_status(row["licence_id"]),
+                  token=row["token"], payload=decode_payload(row["token"]),
+                  use_copy=use_copies.stamp(decision, licence_id=row["licence_id"], token=row["token"], at=now))
+    # Validated once when built; returned as JSON bytes so FastAPI does not validate it again.
+    return Response(out.model_dump_json(), media_type="application/json")  # type: ignore[return-value]
 
 
 @router.post("/verify", response_model=VerifyResponse, responses=error_responses(503))
