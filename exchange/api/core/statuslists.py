@@ -34,6 +34,7 @@ class StatusListCache:
         self.directory = status_dir(layout)
         self._lock = threading.Lock()
         self._stamp: tuple[Any, ...] | None = None
+        self._trust: Any = None  # the trust store the cached lists were verified against
         self._lists: Any = None
 
     def _files(self) -> list[Path]:
@@ -43,7 +44,7 @@ class StatusListCache:
         from certificates.statuslist import StatusList, StatusListError, StatusLists
 
         files = self._files()
-        stamp_parts: list[Any] = [id(trust)]
+        stamp_parts: list[Any] = []
         for path in files:
             try:
                 st = path.stat()
@@ -52,7 +53,7 @@ class StatusListCache:
             stamp_parts.append((path.name, st.st_ino, st.st_mtime_ns, st.st_size))
         stamp = tuple(stamp_parts)
         with self._lock:
-            if stamp != self._stamp:
+            if stamp != self._stamp or trust is not self._trust:
                 lists = []
                 for path in files:
                     try:
@@ -61,7 +62,7 @@ class StatusListCache:
                         log.error("status list %s is not usable (its licences answer status_unavailable): %s",
                                   path, exc)
                 self._lists = StatusLists(lists)
-                self._stamp = stamp
+                self._stamp, self._trust = stamp, trust
             return self._lists
 
 
