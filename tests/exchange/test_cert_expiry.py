@@ -137,3 +137,25 @@ def test_openapi_documents_the_endpoint(layout):
     assert ref.endswith("/TrustExpiryResponse") and "503" in op["responses"]
     fields = spec["components"]["schemas"]["ExpiringCertificate"]["properties"]
     assert {"kind", "kid", "code", "not_after", "days_left", "expired", "message_zh"} <= set(fields)
+
+
+def test_pipeline_library_build_logs_each_warning(tmp_path, monkeypatch, caplog):
+    """The library build (warehouse.build.issue_pending, every pipeline run) logs the same warnings."""
+    monkeypatch.setenv("ONEWINDOW_ENV", "development")
+    monkeypatch.setenv("ONEWINDOW_CERT_WARN_DAYS", "30")
+    from certificates import Keyring
+    from tests.warehouse.test_build import _library
+    from warehouse.build import issue_pending
+
+    layout = _library(tmp_path / "var", 1)
+    Keyring.load_or_create(layout, at=T0)  # keys made at T0
+    with caplog.at_level(logging.WARNING, logger="certificates.pki"):
+        issue_pending(layout, at=T0 + dt.timedelta(days=ISSUER_DAYS - 20))
+    warnings = [r.getMessage() for r in caplog.records if r.name == "certificates.pki"]
+    keyring = Keyring.load_or_create(layout, at=T0)
+    assert len(warnings) == len(keyring.issuers) + 1
+    assert sum("服务签章证书" in w for w in warnings) == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="certificates.pki"):
+        issue_pending(layout, at=T0 + dt.timedelta(days=ISSUER_DAYS - 40))
+    assert not [r for r in caplog.records if r.name == "certificates.pki"]
