@@ -218,3 +218,49 @@ def test_jwcrypto_verifies_a_use_copy_with_the_jwks_only(hub):
     tampered.allowed_algs = ["Ed25519"]
     with pytest.raises(jws.InvalidJWSSignature):
         tampered.verify(keyset.get_key(obj.jose_header["kid"]))
+
+
+def test_rotating_the_service_key_keeps_earlier_use_copies_verifying(tmp_path, monkeypatch):
+    monkeypatch.setenv("ONEWINDOW_ENV", "development")
+    from certificates import Keyring, publish_trust
+    from certificates.pki import hub_service_key, rotate_service
+    from tests.certificates.factories import make_layout
+
+    layout = make_layout(tmp_path / "var")
+    keyring = Keyring.load_or_create(layout, at=T0)
+    lic = _licence(keyring)
+    before = _copy(keyring, lic)
+    new = rotate_service(layout, at=T0 + dt.timedelta(hours=1))
+    assert new.kid != keyring.service.kid
+    assert not any(b"PRIVATE" in p.read_bytes() for p in (layout.keys / "hub" / "retired").iterdir())
+    again = Keyring.load_or_create(layout, at=T0)
+    assert again.service.kid == new.kid
+    publish_trust(again, layout.trust)
+    trust = TrustStore.from_dir(layout.trust)
+    assert set(trust.services) == {keyring.service.kid, new.kid}
+    assert verify_licence(before, trust, at=AT).ok  # signed by the retired key: still verifies
+    assert verify_licence(_copy(again, lic), trust, at=AT).ok
+    assert _parts(_copy(again, lic))[0]["kid"] == new.kid
+    # only the current service certificate is watched for expiry
+    late = new.certificate.not_valid_after_utc - dt.timedelta(days=5)
+    assert [e.kid for e in trust.expiring(late, days=30) if e.kind == "hub_service"] == [new.kid]
+    assert hub_service_key(layout, at=T0).kid == new.kid
+
+
+def test_hub_service_key_never_replaces_another_roots_published_trust(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("ONEWINDOW_ENV", "development")
+    from certificates import Keyring, publish_trust
+    from certificates.pki import hub_service_key
+    from tests.certificates.factories import make_layout
+
+    other = Keyring.load_or_create(make_layout(tmp_path / "other"), at=T0)
+    layout = make_layout(tmp_path / "var")
+    publish_trust(other, layout.trust)
+    published = (layout.trust / "bundle.pem").read_bytes()
+    hub_service_key(layout, at=T0)
+    assert (layout.trust / "bundle.pem").read_bytes() == published
+    assert any("another root" in r.getMessage() for r in caplog.records)
+    # a fresh data dir: published with the service certificate
+    fresh = make_layout(tmp_path / "fresh")
+    key = hub_service_key(fresh, at=T0)
+    assert key.kid in TrustStore.from_dir(fresh.trust).services
