@@ -251,7 +251,8 @@ def add_user(username: str = typer.Argument(..., help="Sign-in name for the web 
     """Create (or reset the password of) a web account; password from ONEWINDOW_USER_PASSWORD or a prompt."""
     import os
 
-    from exchange.web.accounts import AccountError, add_user as create
+    from exchange.web.accounts import add_user as create
+    from exchange.web.exceptions import AccountError
 
     password = os.environ.get("ONEWINDOW_USER_PASSWORD") or typer.prompt(
         f"password for {username}", hide_input=True, confirmation_prompt=True)

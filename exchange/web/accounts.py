@@ -16,6 +16,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from exchange.web.exceptions import AccountError, SignInRefused
+
 ROLES = ("clerk", "auditor", "administrator")
 ROLE_NAMES = {"clerk": "窗口人员", "auditor": "审计人员", "administrator": "管理员"}
 SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
@@ -23,10 +25,6 @@ MIN_PASSWORD = 10
 FRONT_DESK = ("frontdesk", "市民中心综合受理窗口")
 COUNTER_CLIENT = "web-counter"
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
-
-
-class AccountError(ValueError):
-    """An account could not be created; the message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -69,15 +67,15 @@ def add_user(store: Any, username: str, password: str, *, role: str, display_nam
 _DUMMY_SALT = secrets.token_bytes(16)
 
 
-def authenticate(store: Any, username: str, password: str) -> Account | None:
-    """The account if the password matches (constant-time compare), else None."""
+def authenticate(store: Any, username: str, password: str) -> Account:
+    """The account if the password matches (constant-time compare); raises :class:`SignInRefused`."""
     row = store.account(username.strip()) if username.strip() else None
     if row is None or row["disabled"]:
         _hash(password, _DUMMY_SALT, SCRYPT)  # same cost whether or not the user exists
-        return None
+        raise SignInRefused(username)
     digest = _hash(password, row["salt"], json.loads(row["params"]))
     if not hmac.compare_digest(digest, row["digest"]):
-        return None
+        raise SignInRefused(username)
     return Account(row["username"], row["role"], row["display_name"], row["client_id"])
 
 

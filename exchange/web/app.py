@@ -1,11 +1,12 @@
 """Wiring of the web pages: signed session cookie, CSRF, role guards, templates, static files.
 
 The session is Starlette's ``SessionMiddleware`` (itsdangerous-signed cookie
-``ow_session``, HttpOnly, SameSite=Lax, 8 hours), applied only to page paths so the
-JSON API pays nothing for it. Its key comes from ``ONEWINDOW_WEB_SECRET`` or is created
-once under ``<data-dir>/keys/web-session.key``. Every POST form carries the session's
-CSRF token. ``/quality`` (the data-quality report pages) needs an auditor or
-administrator session.
+``ow_session``, HttpOnly, SameSite=Lax, Secure outside development, 8 hours), applied
+only to page paths so the JSON API pays nothing for it. Its key comes from
+``ONEWINDOW_WEB_SECRET`` or is created once under ``<data-dir>/keys/web-session.key``.
+Every POST form carries the session's CSRF token. The signed-in account is re-read from
+the store on every page, so a changed role or a disabled account ends the session.
+``/quality`` (the data-quality report pages) needs an auditor or administrator session.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from exchange.web.exceptions import CsrfFailed, LoginRequired
 from warehouse.datadir import Layout
 
 HERE = Path(__file__).resolve().parent
@@ -34,18 +36,6 @@ SESSION_MAX_AGE = 8 * 3600
 _NO_SESSION = ("/api/", "/status/", "/.well-known/", "/healthz", "/openapi.json", "/docs", "/redoc", "/static/")
 AUDIT_ROLES = ("auditor", "administrator")
 templates = Jinja2Templates(directory=str(HERE / "templates"))
-
-
-class LoginRequired(Exception):
-    """The page needs a signed-in user of one of ``roles``."""
-
-    def __init__(self, next_path: str, roles: tuple[str, ...], signed_in: bool) -> None:
-        self.next_path, self.roles, self.signed_in = next_path, roles, signed_in
-        super().__init__(next_path)
-
-
-class CsrfFailed(Exception):
-    pass
 
 
 def session_secret(layout: Layout) -> str:
@@ -71,10 +61,10 @@ def session_secret(layout: Layout) -> str:
 class _PageSessions:
     """Session middleware for page paths only, plus the role guard of ``/quality``."""
 
-    def __init__(self, app: ASGIApp, secret_key: str) -> None:
+    def __init__(self, app: ASGIApp, secret_key: str, https_only: bool = False) -> None:
         self.app = app
         self.with_session = SessionMiddleware(self._guard, secret_key=secret_key, session_cookie=SESSION_COOKIE,
-                                              max_age=SESSION_MAX_AGE, same_site="lax", https_only=False)
+                                              max_age=SESSION_MAX_AGE, same_site="lax", https_only=https_only)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(_NO_SESSION):
@@ -85,8 +75,10 @@ class _PageSessions:
     async def _guard(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         if path == "/quality" or path.startswith("/quality/"):
-            role = (scope.get("session") or {}).get("role")
-            if role not in AUDIT_ROLES:
+            session = scope.get("session") or {}
+            account = scope["app"].state.service_store.account(session["user"]) if session.get("user") else None
+            role = account["role"] if account and not account["disabled"] else None
+            if role not in AUDIT_ROLES or role != session.get("role"):
                 target = path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
                 response = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
                 await response(scope, receive, send)
@@ -110,10 +102,16 @@ def check_csrf(request: Request, form: Any) -> None:
 
 
 def current_user(request: Request) -> dict[str, Any] | None:
-    if request.session.get("user"):
-        return {"username": request.session["user"], "role": request.session.get("role"),
-                "name": request.session.get("name"), "client_id": request.session.get("client_id")}
-    return None
+    """The signed-in user, re-checked against the store (a disabled or changed account ends the session)."""
+    name = request.session.get("user")
+    if not name:
+        return None
+    row = request.app.state.service_store.account(name)
+    if row is None or row["disabled"] or row["role"] != request.session.get("role") \
+            or row["client_id"] != request.session.get("client_id"):
+        request.session.clear()
+        return None
+    return {"username": name, "role": row["role"], "name": row["display_name"], "client_id": row["client_id"]}
 
 
 def require(request: Request, *roles: str) -> dict[str, Any]:
@@ -139,7 +137,9 @@ def install(app: FastAPI) -> None:
     layout: Layout = app.state.layout
     app.include_router(routes.router)
     app.mount("/static/web", StaticFiles(directory=str(HERE / "static")), name="web-static")
-    app.add_middleware(_PageSessions, secret_key=session_secret(layout))
+    # Outside development the hub is served over TLS: the cookie is also marked Secure.
+    app.add_middleware(_PageSessions, secret_key=session_secret(layout),
+                       https_only=not app.state.settings.is_development)
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> HTMLResponse:

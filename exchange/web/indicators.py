@@ -87,6 +87,9 @@ def stacked_days_chart(counts: dict[str, Counter], days: list[str], names: dict[
 
 
 def _quality(app: Any, now: dt.datetime) -> tuple[list[dict[str, Any]], str | None]:
+    import duckdb
+
+    from exchange.api.exceptions import ApiError
     from quality.report import department, read_runs
 
     try:
@@ -96,8 +99,10 @@ def _quality(app: Any, now: dt.datetime) -> tuple[list[dict[str, Any]], str | No
                 runs = read_runs(cur)
             finally:
                 cur.close()
-    except Exception as exc:  # no snapshot yet, or a snapshot without quality history
-        return [], f"当前快照没有可用的质量记录（{type(exc).__name__}）。"
+    except ApiError as exc:  # no snapshot published yet: said on the page
+        return [], f"暂无质量记录：{exc.message.split('。')[0]}。"
+    except (duckdb.CatalogException, duckdb.BinderException) as exc:  # snapshot without (current) quality table
+        return [], f"当前快照没有质量记录表（{exc}）。"
     newest: dict[str, Any] = {}
     for r in runs:
         if r.source_id not in newest or (r.finished_at or "") >= (newest[r.source_id].finished_at or ""):

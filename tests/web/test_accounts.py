@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from exchange.cli import app
 from exchange.store import open_store
 from exchange.web import accounts
+from exchange.web.exceptions import AccountError, SignInRefused
 
 
 def test_passwords_are_salted_scrypt_and_checked(layout):
@@ -21,13 +22,15 @@ def test_passwords_are_salted_scrypt_and_checked(layout):
     assert r1["salt"] != r2["salt"] and r1["digest"] != r2["digest"]  # per-user salt
     assert b"correct horse" not in r1["digest"] and len(r1["digest"]) == 32
     assert accounts.authenticate(store, "a1", "correct horse").role == "auditor"
-    assert accounts.authenticate(store, "a1", "correct horsE") is None
-    assert accounts.authenticate(store, "nobody", "correct horse") is None
-    with pytest.raises(accounts.AccountError, match="at least"):
+    with pytest.raises(SignInRefused):
+        accounts.authenticate(store, "a1", "correct horsE")
+    with pytest.raises(SignInRefused):
+        accounts.authenticate(store, "nobody", "correct horse")
+    with pytest.raises(AccountError, match="at least"):
         accounts.add_user(store, "a3", "short", role="auditor")
-    with pytest.raises(accounts.AccountError, match="role"):
+    with pytest.raises(AccountError, match="role"):
         accounts.add_user(store, "a3", "long enough pw", role="janitor")
-    with pytest.raises(accounts.AccountError, match="counter client"):
+    with pytest.raises(AccountError, match="counter client"):
         accounts.add_user(store, "c1", "long enough pw", role="clerk", client_id="missing")
 
 
@@ -48,8 +51,8 @@ def test_demo_accounts_have_fresh_passwords(layout):
     store = open_store(layout)
     made = accounts.create_demo_accounts(store)
     assert {(u, r) for u, r, _ in made} == {("clerk", "clerk"), ("auditor", "auditor")}
-    for user, _, password in made:
-        assert accounts.authenticate(store, user, password) is not None
+    for user, role, password in made:
+        assert accounts.authenticate(store, user, password).role == role
     assert accounts.create_demo_accounts(store)[0][2] != made[0][2]
 
 
@@ -84,4 +87,8 @@ def test_quality_needs_an_auditor_session(layout):
         assert sign_in("aud", "auditor pass 1").headers["location"] == "/audit"
         r = client.get("/quality", follow_redirects=False)
         assert r.status_code != 303  # passes the guard (the route itself answers: 503 without a snapshot)
+        assert client.get("/audit").status_code == 200
+        accounts.add_user(store, "aud", "auditor pass 1", role="clerk")  # role changed by an administrator
+        assert client.get("/quality", follow_redirects=False).status_code == 303
+        assert client.get("/audit", follow_redirects=False).headers["location"].startswith("/login")
         assert all(not p.startswith(("/counter", "/audit", "/login")) for p in client.get("/openapi.json").json()["paths"])

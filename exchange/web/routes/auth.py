@@ -1,0 +1,65 @@
+"""Sign-in and sign-out (one new session and CSRF token per sign-in)."""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from exchange.web import accounts
+from exchange.web.app import AUDIT_ROLES, check_csrf, render, require
+from exchange.web.exceptions import SignInRefused
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "") -> HTMLResponse:
+    """The sign-in form."""
+    return render(request, "login.html", next=_safe_next(next), username="", error=None)
+
+
+def _safe_next(value: str) -> str:
+    return value if value.startswith("/") and not value.startswith("//") else ""
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    """Sign in: a new session with the account's role and a fresh CSRF token."""
+    form = await request.form()
+    check_csrf(request, form)
+    username = str(form.get("username") or "").strip()
+    password = str(form.get("password") or "")
+    nxt = _safe_next(str(form.get("next") or ""))
+    error = None
+    if not username or not password:
+        error = "请填写用户名和密码。"
+    else:
+        try:
+            account = accounts.authenticate(request.app.state.service_store, username, password)
+        except SignInRefused:
+            error = "用户名或密码不正确，请重新输入。"
+    if error:
+        return render(request, "login.html", 401, next=nxt, username=username, error=error)
+    request.session.clear()  # a new session (and CSRF token) on sign-in
+    request.session.update(user=account.username, role=account.role, name=account.display_name,
+                           client_id=account.client_id, csrf=secrets.token_urlsafe(24))
+    home = "/counter" if account.role == "clerk" else "/audit"
+    return RedirectResponse(nxt or home, status_code=303)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    """Sign out (POST with the CSRF token): the session is cleared."""
+    form = await request.form()
+    check_csrf(request, form)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/web")
+def web_home(request: Request) -> Response:
+    """Home by role: the counter for clerks, the audit room for auditors and administrators."""
+    user = require(request, "clerk", *AUDIT_ROLES)
+    return RedirectResponse("/counter" if user["role"] == "clerk" else "/audit", status_code=303)
