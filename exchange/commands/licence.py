@@ -71,6 +71,8 @@ def verify(
         console.print(f"detail: {result.detail}")
     if result.licence_id:
         console.print(f"证照标识: {result.licence_id}")
+    if result.use_copy:
+        console.print(f"加注件: {result.use_copy['stamp']}（截止 {result.use_copy['expires_at']}）")
     raise typer.Exit(exit_code(result.outcome))
 
 

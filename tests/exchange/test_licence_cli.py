@@ -174,6 +174,7 @@ def test_use_copies_verify_offline_with_their_own_exit_codes(world, tmp_path):
     path.write_text(_use_copy(layout, tokens["ok"], at=issued))
     result = run(path, "--at", CHECK)
     assert result.exit_code == 0 and "valid" in result.output, result.output
+    assert "加注件" in result.output and "K-1" in result.output
     result = run(path, "--at", (issued + dt.timedelta(hours=72)).isoformat())
     assert result.exit_code == 21 and "use_copy_expired" in result.output, result.output
     h, p, s = path.read_text().split(".")
