@@ -20,6 +20,7 @@ from exchange.api.deps import TrustCache
 from exchange.api.exceptions import ApiError
 from exchange.api.routes import applications, health, items, licences, materials, onceonly, subjects, usagelog
 from exchange.api.routes import quality as quality_routes
+from exchange.api.routes import results as results_routes
 from exchange.api.routes import status as status_routes
 from exchange.onceonly.catalogue import load_catalogue
 from warehouse.datadir import Layout
@@ -106,6 +107,7 @@ def create_app(layout: Layout | None = None, *, settings: Settings | None = None
     for module in (health, subjects, licences, items, onceonly, applications, materials, usagelog):
         app.include_router(module.router)
     app.include_router(quality_routes.router)
+    app.include_router(results_routes.router)
     app.include_router(status_routes.router)
     _summaries_from_docstrings(app)
     from exchange import web  # the pages (not in the OpenAPI schema), sessions, /quality guard

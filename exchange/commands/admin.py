@@ -63,13 +63,16 @@ def add_client(client_id: str = typer.Argument(..., help="Client id, e.g. minzhe
                department: str = typer.Option(..., help="Department code the client belongs to."),
                name: str = typer.Option("", help="Human-readable name."),
                counter: bool = typer.Option(False, "--counter", help="Front-desk client: may record accepted applications."),
+               issuer: bool = typer.Option(False, "--issuer", help="Back-office system: may push results (办结结果) "
+                                                                   "for the types its department may issue."),
                ) -> None:
     """Register an API client of a department and print its first API key (shown once)."""
     from exchange.store import StoreError
 
     store = _store()
+    roles = (["counter"] if counter else []) + (["issuer"] if issuer else [])
     try:
-        store.add_client(client_id, department, name or client_id, ["counter"] if counter else [])
+        store.add_client(client_id, department, name or client_id, roles)
         key = store.issue_key(client_id, at=_now())
     except StoreError as exc:
         _fail(exc)
@@ -261,3 +264,36 @@ def add_user(username: str = typer.Argument(..., help="Sign-in name for the web 
     except AccountError as exc:
         _fail(exc)
     console.print(f"user {account.username} ({account.role}){' acting as ' + account.client_id if account.client_id else ''}")
+
+
+@app.command("grant-issue")
+def grant_issue(department: str = typer.Argument(..., help="Department code (the licence types' registered issuer)."),
+                licence_types: list[str] = typer.Argument(..., help="Licence type keys or codes."),
+                by: str = typer.Option("admin", help="Who grants (kept with the grant).")) -> None:
+    """Let a department push back-office results (POST /api/v1/results) for licence types it issues."""
+    from certificates.registry import load_registry
+    from exchange.results import IssueGrants
+    from exchange.store import StoreError
+
+    grants, reg = IssueGrants(_store()), load_registry()
+    for value in licence_types:
+        code = licence_type_code(value)
+        if reg.by_code(code).issuer.code != department:
+            _fail(ValueError(f"{department} is not the registered issuer of {value} "
+                             f"({reg.by_code(code).issuer.code} {reg.by_code(code).issuer.name} is)"))
+        try:
+            grants.grant(department, code, by=by, at=_now())
+        except StoreError as exc:
+            _fail(exc)
+        console.print(f"may issue {department} → {code}")
+
+
+@app.command("revoke-issue")
+def revoke_issue(department: str = typer.Argument(...), licence_types: list[str] = typer.Argument(...)) -> None:
+    """Withdraw a department's issue grant for licence types."""
+    from exchange.results import IssueGrants
+
+    grants = IssueGrants(_store())
+    for value in licence_types:
+        code = licence_type_code(value)
+        console.print(f"{'revoked' if grants.revoke(department, code) else 'no issue grant'} {department} → {code}")
