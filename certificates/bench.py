@@ -147,54 +147,45 @@ def bench_keyring(workdir: Path) -> "Keyring":
 
 
 def bench_issue(n: int, *, keyring: "Keyring", mode: str, workdir: Path, workers: int | None = None,
-                batch_size: int = 4096) -> tuple[float, list[str]]:
-    """Licences/s end to end from library rows: payload, identifier, canonical JSON, signature
-    or Merkle proof, and the ``licences`` rows stored in a DuckDB library. Returns the rate and
-    the tokens (for the verify benchmark)."""
+                batch_size: int = 4096, keep_tokens: int = 20_000) -> tuple[float, list[str]]:
+    """Licences/s end to end from library rows: status list entries, payload, identifier,
+    canonical JSON, signature or Merkle proof, and the ``licences`` (and ``licence_batches``)
+    rows stored in a DuckDB library — by :func:`warehouse.build.issue_rows`, the code the
+    library build runs. Returns the rate and up to ``keep_tokens`` stored tokens (for the
+    verify benchmark)."""
     import pyarrow as pa
 
-    from certificates.issue import make_jobs, run_jobs
+    from warehouse.build import _StatusAssigner, issue_rows
     from warehouse.duck import connect
     from warehouse.schema import migrate
 
-    kid_of = {i.code: i.kid for i in keyring.issuers.values()}
-    by_kid = {i.kid: i.private_key for i in keyring.issuers.values()}
     cols = library_rows(n)
+    cols["version"] = [1] * n
+    cols["prev_licence_id"] = [None] * n
+    pending = pa.table(cols)  # what the build's SELECT hands over: an Arrow table
     at = dt.datetime(2026, 11, 2, 10, tzinfo=dt.timezone.utc)
-    issued_at = dt.datetime(2026, 11, 2, 18)
     con = connect(workdir / f"bench-{mode}.duckdb")
     migrate(con)
     start = time.perf_counter()
-    kids = [kid_of[c] for c in cols["issuer_code"]]
-    jobs = make_jobs(cols, [1] * n, [None] * n, kids, prefix="bench", batch_size=batch_size)
-    tokens: list[str] = []
-    ids: list[str] = []
-    bases: list[str] = []
-    batch_ids: list[str | None] = []
-    for result in run_jobs(jobs, by_kid, mode=mode, at=at, workers=workers):
-        tokens += result.tokens
-        ids += result.licence_ids
-        bases += result.base_ids
-        batch_ids += [result.batch_id if mode == "batch" else None] * len(result.tokens)
-    if len(tokens) != n:
-        raise RuntimeError(f"issued {len(tokens)} licences, expected {n}")
-    table = pa.table({"licence_id": ids, "base_id": bases,
-                      "cert_key": [k for job in jobs for k in job.columns[0]],
-                      "version": pa.array([1] * n, pa.int32()), "token": tokens,
-                      "issued_at": pa.array([issued_at] * n, pa.timestamp("us")),
-                      "supersedes": pa.array([None] * n, pa.string()),
-                      "issuer_code": [k for job in jobs for k in job.columns[8]],
-                      "licence_type_code": [k for job in jobs for k in job.columns[1]],
-                      "holder_code": [k for job in jobs for k in job.columns[4]],
-                      "mode": [mode] * n, "batch_id": pa.array(batch_ids, pa.string())})
-    con.register("new_licences", table)
-    con.execute(f"INSERT INTO licences ({', '.join(table.column_names)}) SELECT * FROM new_licences")
+    issued, _ = issue_rows(con, pending, keyring=keyring, assigner=_StatusAssigner(con), mode=mode, at=at,
+                           prefix="bench", batch_size=batch_size, workers=workers)
     elapsed = time.perf_counter() - start
     stored = con.execute("SELECT count(*) FROM licences").fetchone()[0]
+    tokens = [t for (t,) in con.execute("SELECT token FROM licences LIMIT ?", [keep_tokens]).fetchall()]
     con.close()
-    if stored != n:
-        raise RuntimeError(f"stored {stored} licences, expected {n}")
+    if issued != n or stored != n:
+        raise RuntimeError(f"issued {issued} and stored {stored} licences, expected {n}")
     return n / elapsed, tokens
+
+
+def issue_workers(n: int, workers: int | None = None) -> int:
+    """How many processes :func:`certificates.issue.run_jobs` uses for ``n`` rows (for the report)."""
+    import os
+
+    from certificates.issue import DEFAULT_BATCH_SIZE, PARALLEL_MIN_ROWS
+
+    w = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    return w if w > 1 and n >= PARALLEL_MIN_ROWS and n > DEFAULT_BATCH_SIZE else 1
 
 
 def sha256_rate(n: int) -> float:

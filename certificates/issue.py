@@ -124,7 +124,8 @@ def run_jobs(jobs: Sequence[Job], keys: dict[str, Ed25519PrivateKey], *, mode: s
                                 serialization.NoEncryption()) for kid, k in keys.items()}
     # forkserver: the caller may hold DuckDB threads, which fork() must not copy
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["certificates.issue"])
+    # the column-wise encoder's libraries too: imported once in the server, not in every worker
+    ctx.set_forkserver_preload(["certificates.issue", "numpy", "pyarrow", "pyarrow.compute"])
     # an executor, not a Pool: a worker that dies raises BrokenProcessPool instead of respawning forever
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(raw,)) as pool:
         yield from pool.map(_run, [(job, mode, at) for job in jobs])

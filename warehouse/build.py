@@ -47,7 +47,7 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode
     ``workers`` processes (default: one per CPU; a pool only for large builds).
     """
     from certificates import Keyring, publish_trust
-    from certificates.issue import DEFAULT_BATCH_SIZE, ROW_COLUMNS, make_jobs, run_jobs
+    from certificates.issue import DEFAULT_BATCH_SIZE, ROW_COLUMNS
 
     mode = mode or os.environ.get(ENV_MODE, "batch")
     batch_size = batch_size or int(os.environ.get(ENV_BATCH_SIZE, DEFAULT_BATCH_SIZE))
@@ -56,8 +56,6 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode
     keyring = Keyring.load_or_create(layout, at=at)
     publish_trust(keyring, layout.trust)
     warn_expiring(keyring, at)
-    issued = reissued = 0
-    issued_at = at.astimezone(CST).replace(tzinfo=None)  # naive China Standard Time, as stored elsewhere
     stamp = at.astimezone(CST).strftime("%Y%m%dT%H%M%S")
     with writer_lock(layout.library):
         con = open_library(layout)
@@ -71,66 +69,81 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode
                 LEFT JOIN licences prev ON prev.cert_key = c.cert_key AND prev.version = c.version - 1
                 WHERE l.licence_id IS NULL
                 ORDER BY c.cert_key""").fetch_arrow_table()
-            for offset in range(0, pending.num_rows, chunk):
-                part = pending.slice(offset, chunk)
-                cols = {c: part.column(c).to_pylist() for c in part.column_names}
-                kids = [keyring.issuer(code).kid for code in cols["issuer_code"]]
-                refs = assigner.assign(cols["issuer_code"])
-                keys = {keyring.issuer(code).kid: keyring.issuer(code).private_key
-                        for code in set(cols["issuer_code"])}
-                jobs = make_jobs(cols, cols["version"], cols["prev_licence_id"], kids,
-                                 prefix=f"{stamp}-{offset // chunk:04d}", batch_size=batch_size,
-                                 status_refs=refs)
-                out: dict[str, list] = {k: [] for k in LICENCE_COLUMNS}
-                batches: dict[str, list] = {k: [] for k in ("batch_id", "issuer_code", "kid", "size", "root",
-                                                            "root_jws", "issued_at")}
-                for job, result in zip(jobs, run_jobs(jobs, keys, mode=mode, at=at, workers=workers)):
-                    n = len(result.tokens)
-                    cert_keys, types, holders, issuers = job.columns[0], job.columns[1], job.columns[4], job.columns[8]
-                    out["licence_id"] += result.licence_ids
-                    out["base_id"] += result.base_ids
-                    out["cert_key"] += cert_keys
-                    out["version"] += job.versions
-                    out["token"] += result.tokens
-                    out["issued_at"] += [issued_at] * n
-                    out["supersedes"] += job.supersedes
-                    out["issuer_code"] += issuers
-                    out["licence_type_code"] += types
-                    out["holder_code"] += holders
-                    out["mode"] += [mode] * n
-                    out["batch_id"] += [result.batch_id if mode == "batch" else None] * n
-                    out["status_list"] += [r[0] for r in job.status_refs or ()]
-                    out["status_index"] += [r[1] for r in job.status_refs or ()]
-                    reissued += sum(1 for p in job.supersedes if p)
-                    issued += sum(1 for p in job.supersedes if not p)
-                    if mode == "batch":
-                        for k, v in (("batch_id", result.batch_id), ("issuer_code", issuers[0]),
-                                     ("kid", job.kid), ("size", n), ("root", result.root),
-                                     ("root_jws", result.root_jws), ("issued_at", issued_at)):
-                            batches[k].append(v)
-                new = pa.table(out, schema=pa.schema([
-                    (c, pa.int32() if c in ("version", "status_index") else
-                     pa.timestamp("us") if c == "issued_at" else pa.string()) for c in LICENCE_COLUMNS]))
-                new_batches = pa.table(batches, schema=pa.schema([
-                    ("batch_id", pa.string()), ("issuer_code", pa.string()), ("kid", pa.string()),
-                    ("size", pa.int32()), ("root", pa.string()), ("root_jws", pa.string()),
-                    ("issued_at", pa.timestamp("us"))]))
-                cols_sql = ", ".join(LICENCE_COLUMNS)
-                con.execute("BEGIN")
-                con.register("new_licences", new)
-                con.register("new_batches", new_batches)
-                con.execute("DELETE FROM licences WHERE licence_id IN (SELECT licence_id FROM new_licences)")
-                con.execute(f"INSERT INTO licences ({cols_sql}) SELECT {cols_sql} FROM new_licences")
-                con.execute("INSERT OR REPLACE INTO licence_batches SELECT * FROM new_batches")
-                assigner.save(con)
-                con.unregister("new_licences")
-                con.unregister("new_batches")
-                con.execute("COMMIT")
+            issued, reissued = issue_rows(con, pending, keyring=keyring, assigner=assigner, mode=mode, at=at,
+                                          prefix=stamp, chunk=chunk, batch_size=batch_size, workers=workers)
             total = con.execute("SELECT count(*) FROM licences").fetchone()[0]
             publish_status_lists(con, keyring, layout, at=at)
         finally:
             con.close()
     return BuildResult(issued, reissued, total)
+
+
+def issue_rows(con, pending: pa.Table, *, keyring, assigner: "_StatusAssigner", mode: str, at: dt.datetime,
+               prefix: str, chunk: int = 200_000, batch_size: int, workers: int | None = None) -> tuple[int, int]:
+    """Issue and store licences for ``pending`` rows (``ROW_COLUMNS`` + ``version`` +
+    ``prev_licence_id``), ``chunk`` rows per transaction: status list entries, payloads,
+    signatures or Merkle proofs, the ``licences`` and ``licence_batches`` rows. Returns
+    (issued, reissued). The build and the licence benchmark both run exactly this."""
+    from certificates.issue import make_jobs, run_jobs
+
+    issued = reissued = 0
+    issued_at = at.astimezone(CST).replace(tzinfo=None)  # naive China Standard Time, as stored elsewhere
+    for offset in range(0, pending.num_rows, chunk):
+        part = pending.slice(offset, chunk)
+        cols = {c: part.column(c).to_pylist() for c in part.column_names}
+        kids = [keyring.issuer(code).kid for code in cols["issuer_code"]]
+        refs = assigner.assign(cols["issuer_code"])
+        keys = {keyring.issuer(code).kid: keyring.issuer(code).private_key
+                for code in set(cols["issuer_code"])}
+        jobs = make_jobs(cols, cols["version"], cols["prev_licence_id"], kids,
+                         prefix=f"{prefix}-{offset // chunk:04d}", batch_size=batch_size,
+                         status_refs=refs)
+        out: dict[str, list] = {k: [] for k in LICENCE_COLUMNS}
+        batches: dict[str, list] = {k: [] for k in ("batch_id", "issuer_code", "kid", "size", "root",
+                                                    "root_jws", "issued_at")}
+        for job, result in zip(jobs, run_jobs(jobs, keys, mode=mode, at=at, workers=workers)):
+            n = len(result.tokens)
+            cert_keys, types, holders, issuers = job.columns[0], job.columns[1], job.columns[4], job.columns[8]
+            out["licence_id"] += result.licence_ids
+            out["base_id"] += result.base_ids
+            out["cert_key"] += cert_keys
+            out["version"] += job.versions
+            out["token"] += result.tokens
+            out["issued_at"] += [issued_at] * n
+            out["supersedes"] += job.supersedes
+            out["issuer_code"] += issuers
+            out["licence_type_code"] += types
+            out["holder_code"] += holders
+            out["mode"] += [mode] * n
+            out["batch_id"] += [result.batch_id if mode == "batch" else None] * n
+            out["status_list"] += [r[0] for r in job.status_refs or ()]
+            out["status_index"] += [r[1] for r in job.status_refs or ()]
+            reissued += sum(1 for p in job.supersedes if p)
+            issued += sum(1 for p in job.supersedes if not p)
+            if mode == "batch":
+                for k, v in (("batch_id", result.batch_id), ("issuer_code", issuers[0]),
+                             ("kid", job.kid), ("size", n), ("root", result.root),
+                             ("root_jws", result.root_jws), ("issued_at", issued_at)):
+                    batches[k].append(v)
+        new = pa.table(out, schema=pa.schema([
+            (c, pa.int32() if c in ("version", "status_index") else
+             pa.timestamp("us") if c == "issued_at" else pa.string()) for c in LICENCE_COLUMNS]))
+        new_batches = pa.table(batches, schema=pa.schema([
+            ("batch_id", pa.string()), ("issuer_code", pa.string()), ("kid", pa.string()),
+            ("size", pa.int32()), ("root", pa.string()), ("root_jws", pa.string()),
+            ("issued_at", pa.timestamp("us"))]))
+        cols_sql = ", ".join(LICENCE_COLUMNS)
+        con.execute("BEGIN")
+        con.register("new_licences", new)
+        con.register("new_batches", new_batches)
+        con.execute("DELETE FROM licences WHERE licence_id IN (SELECT licence_id FROM new_licences)")
+        con.execute(f"INSERT INTO licences ({cols_sql}) SELECT {cols_sql} FROM new_licences")
+        con.execute("INSERT OR REPLACE INTO licence_batches SELECT * FROM new_batches")
+        assigner.save(con)
+        con.unregister("new_licences")
+        con.unregister("new_batches")
+        con.execute("COMMIT")
+    return issued, reissued
 
 
 class _StatusAssigner:

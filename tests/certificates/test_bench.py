@@ -42,6 +42,21 @@ def test_bench_issue_stores_verifiable_licences(tmp_path, mode):
     assert {verify_licence(t, trust, at=at).code for t in tokens} == {"valid"}
     assert bench_verify(tokens[:50], trust) > 0 and sha256_rate(300) > 0
     assert len(set(library_rows(300)["cert_key"])) == 300
+    # it ran the build's own code: status list entries and (batch mode) the batch roots are stored too
+    from warehouse.duck import connect
+
+    con = connect(tmp_path / f"bench-{mode}.duckdb", read_only=True)
+    assert con.execute("SELECT count(*) FROM licences WHERE status_list IS NULL OR mode <> ?",
+                       [mode]).fetchone()[0] == 0
+    batches = con.execute("SELECT count(*), coalesce(sum(size), 0) FROM licence_batches").fetchone()
+    con.close()
+    assert batches == ((2, 300) if mode == "batch" else (0, 0))  # two issuers: scjg and zrzy
+
+
+def test_issue_workers_reports_the_pool_size():
+    from certificates.bench import issue_workers
+
+    assert issue_workers(1000, 2) == 1 and issue_workers(1_000_000, 2) == 2 and issue_workers(1_000_000, 1) == 1
 
 
 def test_bench_verify_refuses_a_bad_token(tmp_path):
