@@ -6,7 +6,8 @@ Charts are inline SVG rendered here (no script, no CDN). Sources:
   without the applicant submitting anything, over all requirements the case needed;
 * applications per item and day — the ``applications`` table (counter and API alike);
 * freshness and quality score per department — the newest ``quality_runs`` row per
-  source in the current snapshot (score = passed / (passed + quarantined)).
+  source in the current snapshot (score = passed / (passed + quarantined)); freshness is
+  the time since the end of that run's data interval (``finished_at``, stored in UTC).
 """
 
 from __future__ import annotations
@@ -107,16 +108,22 @@ def _quality(app: Any, now: dt.datetime) -> tuple[list[dict[str, Any]], str | No
     for r in runs:
         if r.source_id not in newest or (r.finished_at or "") >= (newest[r.source_id].finished_at or ""):
             newest[r.source_id] = r
-    local = now.astimezone(CST).replace(tzinfo=None)
+    utc_now = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
     out = []
     for source, r in sorted(newest.items()):
-        age = None
-        if r.finished_at:
-            age = (local - dt.datetime.fromisoformat(r.finished_at)).total_seconds() / 3600
+        age, shown = None, r.finished_at
+        if r.finished_at:  # the end of the newest checked data interval, stored as UTC
+            end = dt.datetime.fromisoformat(r.finished_at)
+            age = (utc_now - end).total_seconds() / 3600
+            shown = f"{end.replace(tzinfo=dt.timezone.utc).astimezone(CST):%Y-%m-%d %H:%M}"
         out.append({"source": source, "department": department(source), "score": r.score,
-                    "finished_at": r.finished_at, "interval": r.interval, "age_hours": age,
+                    "finished_at": shown, "interval": r.interval, "age_hours": age,
                     "rows": r.rows, "quarantined": r.quarantined})
     return out, None
+
+
+def age_text(hours: float) -> str:
+    return f"{hours:.1f} 小时前" if hours < 48 else f"{hours / 24:.1f} 天前"
 
 
 def collect(app: Any, now: dt.datetime) -> dict[str, Any]:
@@ -159,7 +166,7 @@ def collect(app: Any, now: dt.datetime) -> dict[str, Any]:
         "quality_chart": hbar_chart([(q["department"], q["score"], f"{q['score']:.2f}%") for q in quality],
                                     max_value=100, label="各部门最新质量分"),
         "freshness_chart": hbar_chart(
-            [(q["department"], q["age_hours"], f"{q['age_hours']:.1f} 小时前")
+            [(q["department"], max(q["age_hours"], 0.0), age_text(q["age_hours"]))
              for q in quality if q["age_hours"] is not None],
             max_value=max([q["age_hours"] for q in quality if q["age_hours"] is not None] or [1]),
             label="各部门数据更新距今"),

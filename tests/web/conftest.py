@@ -61,10 +61,11 @@ def add_quality_history(layout: Any) -> None:
                 ("run-1", "gongan_population", "2026-11-18", 1000, 990, 10),
                 ("run-2", "gongan_population", "2026-11-19", 1000, 998, 2),
                 ("run-3", "scjg_enterprises", "2026-11-19", 400, 380, 20)):
-            con.execute("INSERT INTO quality_runs VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, true, ?, ?)",
+            con.execute("INSERT INTO quality_runs (run_id, source_id, dataset, interval, rows, passed, quarantined, "
+                        "flagged, per_rule, gx_success, status, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, true, ?, ?)",
                         [run, source, "persons" if source.startswith("gongan") else "enterprises", interval,
                          rows, passed, quarantined, json.dumps({"id_check_char": quarantined}),
-                         dt.datetime.fromisoformat(interval) + dt.timedelta(hours=26), "merged"])
+                         "merged", dt.datetime.fromisoformat(interval) + dt.timedelta(hours=16)])  # CST midnight, in UTC
     finally:
         con.close()
 

@@ -215,6 +215,9 @@ def test_auditor_finds_a_record_in_the_usage_log_and_verifies_the_chain(hub, bro
     assert page.url == f"{hub.url}/audit"
     assert "各部门数据质量分与更新时间" in page.content() and "<svg" in page.content()
     assert "公安 · 人口信息" in text_of(page, "main")
+    # Freshness: the newest interval ended at 2026-11-20 00:00 CST, ten hours before NOW.
+    assert "10.0 小时前" in page.content() and "2026-11-20 00:00" in text_of(page, "main")
+    assert "99.80%" in text_of(page, "main")  # gongan's newest run: 998 of 1,000
     shot(page, "audit")
     page.click("a.card:has-text('数据质量报告')")
     assert page.url == f"{hub.url}/quality" and "各部门数据质量分趋势" in page.content()
