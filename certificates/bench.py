@@ -91,9 +91,10 @@ def openssl_ed25519_sign_rate(seconds: int = 2) -> float:
     return openssl_ed25519_rates(seconds)[0]
 
 
-def openssl_ed25519_rates(seconds: int = 2) -> tuple[float, float]:
-    """(sign/s, verify/s) reported by ``openssl speed -seconds N ed25519``."""
-    cmd = ["openssl", "speed", "-seconds", str(seconds), "ed25519"]
+def openssl_ed25519_rates(seconds: int = 2, *, multi: int | None = None) -> tuple[float, float]:
+    """(sign/s, verify/s) reported by ``openssl speed -seconds N ed25519`` (with ``-multi M``
+    when ``multi`` is given: M processes, the rates summed)."""
+    cmd = ["openssl", "speed", "-seconds", str(seconds), *(["-multi", str(multi)] if multi else []), "ed25519"]
     if shutil.which("openssl") is None:
         raise OpenSSLUnavailable(cmd, "openssl is not on PATH")
     try:
