@@ -25,7 +25,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from exchange.web.exceptions import CsrfFailed, LoginRequired
+from exchange.web.exceptions import CsrfFailed, LoginRequired, PageError
 from warehouse.datadir import Layout
 
 HERE = Path(__file__).resolve().parent
@@ -150,6 +150,10 @@ def install(app: FastAPI) -> None:
             return render(request, "error.html", 403, title="无权访问",
                           message=f"此页面仅限{need}使用，请使用相应账户登录。")
         return RedirectResponse(f"/login?next={quote(exc.next_path, safe='')}", status_code=303)
+
+    @app.exception_handler(PageError)
+    async def page_error(request: Request, exc: PageError) -> HTMLResponse:
+        return render(request, "error.html", exc.status, title=exc.title, message=exc.message)
 
     @app.exception_handler(CsrfFailed)
     async def csrf_failed(request: Request, exc: CsrfFailed) -> HTMLResponse:

@@ -34,3 +34,11 @@ class CsrfFailed(WebError):
 
     def __init__(self) -> None:
         super().__init__("the form's CSRF token is missing or does not match the session")
+
+
+class PageError(WebError):
+    """A page cannot be shown or an action not taken; rendered as an error page with ``status``."""
+
+    def __init__(self, status: int, title: str, message: str) -> None:
+        self.status, self.title, self.message = status, title, message
+        super().__init__(message)

@@ -10,7 +10,7 @@ from fastapi import Request
 
 from exchange.api.core.access import AccessControl, RequestCredentials
 from exchange.api.deps import get_now
-from exchange.api.exceptions import ApiError
+from exchange.web.exceptions import PageError
 
 CLERK_ROLES = ("clerk", "administrator")
 MAX_TOKEN = 64 * 1024
@@ -44,6 +44,6 @@ def counter_access(request: Request, user: dict[str, Any]) -> CounterAccess:
     base: AccessControl = request.app.state.access
     client = base.store.client(user["client_id"]) if user.get("client_id") else None
     if client is None or client.disabled or "counter" not in client.roles:
-        raise ApiError(f"账户 {user['username']} 未关联可用的窗口客户端（{user.get('client_id') or '无'}），"
-                       "请联系管理员（onewindow admin add-user … --client）。")
+        raise PageError(403, "无法办理", f"账户 {user['username']} 未关联可用的窗口客户端（{user.get('client_id') or '无'}），"
+                        "请联系管理员（onewindow admin add-user … --client，或启用该客户端）。")
     return CounterAccess(base, client)

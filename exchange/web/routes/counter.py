@@ -23,6 +23,7 @@ from exchange.onceonly.catalogue import expr_material_keys
 from exchange.onceonly.exceptions import UnknownItemError
 from exchange.onceonly.resolver import STATUS_NAMES, Applicant, resolve
 from exchange.web.app import check_csrf, render, require
+from exchange.web.exceptions import PageError
 from exchange.web.routes.common import CLERK_ROLES, clock, counter_access, zh
 from quality.standards import mask_identifier
 
@@ -104,8 +105,10 @@ async def counter_open(request: Request) -> Response:
 # ------------------------------------------------------------------ counter: the case
 def _case(request: Request, user: dict[str, Any], case_number: str) -> dict[str, Any]:
     case = request.app.state.service_store.counter_case(case_number)
-    if case is None or (user["role"] == "clerk" and case["client_id"] != user["client_id"]):
-        raise ApiError(f"没有办件 {case_number}，或该办件不属于本窗口。")
+    if case is None:
+        raise PageError(404, "没有该办件", f"没有编号为 {case_number} 的办件，请核对办件编号。")
+    if case["client_id"] != user["client_id"]:
+        raise PageError(403, "无法办理", f"办件 {case_number} 不属于本窗口（{user['client_id'] or '无窗口客户端'}）。")
     case["items"] = json.loads(case["item_codes"])
     case["received_list"] = json.loads(case["received"] or "[]")
     case["outcome_data"] = json.loads(case["outcome"]) if case["outcome"] else None
@@ -158,12 +161,11 @@ def _answer(request: Request, user: dict[str, Any], case: dict[str, Any]) -> dic
 
 def _case_page(request: Request, user: dict[str, Any], case_number: str, *, status: int = 200,
                error: str | None = None, notice: str | None = None, received: list[str] | None = None) -> Response:
+    case = _case(request, user, case_number)
     try:
-        case = _case(request, user, case_number)
         data = _answer(request, user, case)
-    except ApiError as exc:
-        return render(request, "error.html", exc.status_code if exc.status_code != 500 else 403,
-                      title="无法办理", message=zh(exc.message))
+    except ApiError as exc:  # refused by the access rules, or no snapshot: said on the page
+        return render(request, "error.html", exc.status_code, title="无法办理", message=zh(exc.message))
     return render(request, "case.html", status, case=case, error=error, notice=notice,
                   received=received if received is not None else case["received_list"],
                   media_accept=",".join(sorted({t for ts in data["upload_types"].values() for m in ts
@@ -185,11 +187,8 @@ async def upload_material(request: Request, case_number: str) -> Response:
     user = require(request, *CLERK_ROLES)
     form = await request.form()
     check_csrf(request, form)
-    try:
-        case = _case(request, user, case_number)
-        access = counter_access(request, user)
-    except ApiError as exc:
-        return render(request, "error.html", 404, title="无法办理", message=zh(exc.message))
+    case = _case(request, user, case_number)
+    access = counter_access(request, user)
     materials = request.app.state.materials
     material_type = str(form.get("material_type") or "")
     upload = form.get("file")
@@ -224,11 +223,8 @@ async def verify_material(request: Request, case_number: str, material_id: str) 
     user = require(request, *CLERK_ROLES)
     form = await request.form()
     check_csrf(request, form)
-    try:
-        case = _case(request, user, case_number)
-        access = counter_access(request, user)
-    except ApiError as exc:
-        return render(request, "error.html", 404, title="无法办理", message=zh(exc.message))
+    case = _case(request, user, case_number)
+    access = counter_access(request, user)
     rec = request.app.state.service_store.material(material_id)
     if rec is None or rec["case_number"] != case_number:
         return _case_page(request, user, case_number, status=404, error="该材料不属于本办件。")
@@ -250,12 +246,12 @@ async def accept_case(request: Request, case_number: str) -> Response:
     form = await request.form()
     check_csrf(request, form)
     received = [str(v) for v in form.getlist("received")]
+    case = _case(request, user, case_number)
+    access = counter_access(request, user)
     try:
-        case = _case(request, user, case_number)
         data = _answer(request, user, case)
-        access = counter_access(request, user)
-    except ApiError as exc:
-        return render(request, "error.html", 404, title="无法办理", message=zh(exc.message))
+    except ApiError as exc:  # refused by the access rules, or no snapshot: said on the page
+        return render(request, "error.html", exc.status_code, title="无法办理", message=zh(exc.message))
     if case["accepted_at"]:
         return RedirectResponse(f"/counter/cases/{case_number}/receipt", status_code=303)
     answer = data["answer"]
@@ -299,10 +295,7 @@ async def accept_case(request: Request, case_number: str) -> Response:
 def receipt(request: Request, case_number: str) -> Response:
     """The receipt (受理回执) of an accepted case: what was reused and what was taken."""
     user = require(request, *CLERK_ROLES)
-    try:
-        case = _case(request, user, case_number)
-    except ApiError as exc:
-        return render(request, "error.html", 404, title="无法办理", message=zh(exc.message))
+    case = _case(request, user, case_number)
     if not case["accepted_at"]:
         return RedirectResponse(f"/counter/cases/{case_number}", status_code=303)
     return render(request, "receipt.html", case=case, o=case["outcome_data"])
