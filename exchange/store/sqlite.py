@@ -225,6 +225,23 @@ class _WebMethods:
 
     def all_applications(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self._rows("SELECT * FROM applications ORDER BY accepted_at")]
+
+    def search_log(self, *, holder_masked: str | None = None, department: str | None = None,
+                   item: str | None = None, day_from: str | None = None, day_to: str | None = None,
+                   decision: str | None = None, limit: int = 200) -> list[LogRecord]:
+        """Usage-log records matching every given filter (item: substring), newest first."""
+        where, args = ["1 = 1"], []
+        for clause, value in (("day >= ?", day_from), ("day <= ?", day_to),
+                              ("json_extract(record, '$.holder_masked') = ?", holder_masked),
+                              ("json_extract(record, '$.department') = ?", department),
+                              ("instr(json_extract(record, '$.purpose.item'), ?) > 0", item),
+                              ("json_extract(record, '$.decision') = ?", decision)):
+            if value:
+                where.append(clause)
+                args.append(value)
+        rows = self._rows(f"SELECT * FROM usage_log WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?",
+                          [*args, limit])
+        return [LogRecord(r["seq"], r["day"], r["record"], r["prev_hash"], r["hash"]) for r in rows]
 # ---------------------------------------------------------------------------- end of web block
 
 

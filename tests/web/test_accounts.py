@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -92,3 +93,23 @@ def test_quality_needs_an_auditor_session(layout):
         assert client.get("/quality", follow_redirects=False).status_code == 303
         assert client.get("/audit", follow_redirects=False).headers["location"].startswith("/login")
         assert all(not p.startswith(("/counter", "/audit", "/login")) for p in client.get("/openapi.json").json()["paths"])
+
+
+def test_store_log_search_filters_in_sql(layout):
+    import datetime as dt
+
+    store = open_store(layout)
+    at = dt.datetime(2026, 11, 20, 9, 0)
+    for i, (dept, item, decision, holder) in enumerate((("D1", "000120003000", "granted", "330106********0038"),
+                                                         ("D2", "000173010000", "denied", "330106********0038"),
+                                                         ("D1", "000173010000", "granted", "913301********035J"))):
+        store.append_log({"department": dept, "purpose": {"item": item, "case": f"K{i}", "clerk": "c"},
+                          "decision": decision, "holder_masked": holder, "action": "x", "rule": "ok"},
+                         at=at + dt.timedelta(days=i))
+    cases = lambda rs: [json.loads(r.record)["purpose"]["case"] for r in rs]  # noqa: E731
+    assert cases(store.search_log()) == ["K2", "K1", "K0"]
+    assert cases(store.search_log(department="D1")) == ["K2", "K0"]
+    assert cases(store.search_log(item="0001730")) == ["K2", "K1"]
+    assert cases(store.search_log(decision="denied", holder_masked="330106********0038")) == ["K1"]
+    assert cases(store.search_log(day_from="2026-11-21", day_to="2026-11-21")) == ["K1"]
+    assert cases(store.search_log(limit=1)) == ["K2"]

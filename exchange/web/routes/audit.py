@@ -53,25 +53,12 @@ def search_log(store: Any, f: dict[str, str]) -> tuple[list[dict[str, Any]], str
             except ValueError:
                 return [], f"日期“{f[k]}”格式不正确，应为 YYYY-MM-DD，例如 2026-11-20。"
     out = []
-    for r in reversed(store.log_records()):
-        if f["date_from"] and r.day < f["date_from"]:
-            continue
-        if f["date_to"] and r.day > f["date_to"]:
-            continue
+    for r in store.search_log(holder_masked=holder_masked, department=f["department"] or None,
+                              item=f["item"] or None, day_from=f["date_from"] or None, day_to=f["date_to"] or None,
+                              decision=f["outcome"] or None, limit=LOG_LIMIT):
         rec = json.loads(r.record)
-        purpose = rec.get("purpose") or {}
-        if holder_masked and rec.get("holder_masked") != holder_masked:
-            continue
-        if f["department"] and f["department"] not in (rec.get("department") or ""):
-            continue
-        if f["item"] and f["item"] not in (purpose.get("item") or ""):
-            continue
-        if f["outcome"] and rec.get("decision") != f["outcome"]:
-            continue
-        rec["purpose"] = purpose
+        rec["purpose"] = rec.get("purpose") or {}
         out.append(rec)
-        if len(out) >= LOG_LIMIT:
-            break
     return out, None
 
 
