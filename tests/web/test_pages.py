@@ -16,6 +16,7 @@ from tests.web.conftest import AUDITOR, CLERK, artifacts_dir, new_page, shot, si
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
+ID_RENEWAL = "000104010000"
 PDF = b"%PDF-1.4\n% lease contract of the restaurant premises\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
@@ -262,9 +263,10 @@ def test_auditor_finds_a_record_in_the_usage_log_and_verifies_the_chain(hub, bro
     page.context.close()
 
 
-def test_counter_property_transfer_paper_materials_and_findings(hub, browser, world):
-    """不动产转移登记 (JavaScript off): a revoked certificate does not count, paper materials are ticked as
-    received, the cross-check finding (王晓明 / 王小明 on the marriage certificate) is shown for the clerk."""
+def test_counter_two_item_bundle_paper_materials_and_findings(hub, browser, world):
+    """不动产转移登记 + 居民身份证换领 in one case (JavaScript off): items ticked across two searches, a revoked
+    certificate does not count, the photo is uploaded, paper materials are ticked as received, and the
+    cross-check finding (王晓明 / 王小明 on the marriage certificate) is shown for the clerk."""
     person = world["person"]["subject_code"]
     page = new_page(browser, javascript=False)
     sign_in(page, hub, CLERK)
@@ -272,25 +274,36 @@ def test_counter_property_transfer_paper_materials_and_findings(hub, browser, wo
     page.fill("input[name=q]", "不动产")
     page.click("button[value=search]")
     page.check(f"input[name=items][value='{PROPERTY}']")
+    page.fill("input[name=q]", "身份证换领")
+    page.click("button[value=search]")  # the first item is no longer listed but stays chosen
+    page.check(f"input[name=items][value='{ID_RENEWAL}']")
     page.click("#open-case")
     case = page.inner_text("#case-number").strip()
+    assert "不动产转移登记" in text_of(page, "main") and "居民身份证换领" in text_of(page, "main")
     assert "王小明" in text_of(page, "#findings") and "王晓明" in text_of(page, "#findings")
-    must = page.locator("#requirements tr.must_submit")
-    titles = must.all_inner_texts()
+    titles = page.locator("#requirements tr.must_submit").all_inner_texts()
     assert any("不动产权证书" in t and "撤销" in t for t in titles)  # on file but revoked: not counted
-    assert page.locator("#requirements tr.must_submit input[type=file]").count() == 0  # paper only
-    for title in ("不动产登记申请书", "不动产转移合同"):
+    assert page.locator("#requirements tr.must_submit input[type=file]").count() == 1  # only the photo
+    for title in ("不动产登记申请书", "不动产转移合同", "原居民身份证"):
         page.locator("#requirements tr.must_submit", has_text=title).locator("input[name=received]").check()
     page.click("#accept")
     error = text_of(page, "#case-error")
-    assert "不动产权证书" in error and "不动产登记申请书" not in error  # only what is still missing
+    assert "不动产权证书" in error and "数字相片" in error and "不动产登记申请书" not in error  # only what is missing
     assert page.is_checked("#requirements tr.must_submit:has-text('不动产登记申请书') input[name=received]")
-    page.locator("#requirements tr.must_submit", has_text="不动产权证书").locator("input[name=received]").check()
+    photo = page.locator("#requirements tr.must_submit", has_text="数字相片")
+    photo.locator("input[type=file]").set_input_files({"name": "photo.png", "mimeType": "image/png",
+                                                       "buffer": b"\x89PNG\r\n\x1a\n" + b"\0" * 64})
+    photo.locator("button:has-text('上传')").click()
+    page.click("#case-materials button:has-text('核验通过')")
+    for title in ("不动产登记申请书", "不动产转移合同", "原居民身份证", "不动产权证书"):
+        page.locator("#requirements tr.must_submit", has_text=title).locator("input[name=received]").check()
     page.click("#accept")
     assert page.url.endswith(f"/counter/cases/{case}/receipt")
     taken, reused = text_of(page, "#taken"), text_of(page, "#reused")
-    assert "纸质材料当场收取" in taken and "不动产权证书" in taken and "不动产转移合同" in taken
-    assert "居民身份证" in reused and "结婚证" in reused
+    assert "纸质材料当场收取" in taken and "不动产权证书" in taken and "原居民身份证" in taken
+    assert "居民身份证数字相片" in taken and "当场提交" in taken
+    assert "居民身份证" in reused and "居民户口簿" in reused and "结婚证" in reused
     assert "比对提示" in page.content()
-    shot(page, "receipt-property-nojs")
+    assert sorted(json.loads(hub.store.counter_case(case)["item_codes"])) == sorted([PROPERTY, ID_RENEWAL])
+    shot(page, "receipt-bundle-nojs")
     page.context.close()
