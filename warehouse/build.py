@@ -173,12 +173,18 @@ class _StatusAssigner:
         from certificates.statuslist import index_order
 
         out = []
+        current: dict[str, tuple[str, list, list[int]]] = {}  # issuer -> its open list, until full
+        size = self.size
         for issuer in issuers:
-            list_id = self._open_list(issuer)
-            entry = self.lists[list_id]
-            order = self._orders.get(list_id)
-            if order is None:
-                order = self._orders[list_id] = index_order(entry[1], self.size)
+            cur = current.get(issuer)
+            if cur is None or cur[1][2] >= size:
+                list_id = self._open_list(issuer)
+                entry = self.lists[list_id]
+                order = self._orders.get(list_id)
+                if order is None:
+                    order = self._orders[list_id] = index_order(entry[1], size)
+                cur = current[issuer] = (list_id, entry, order)
+            list_id, entry, order = cur
             out.append((list_id, order[entry[2]]))
             entry[2] += 1
         return out

@@ -111,3 +111,30 @@ def publish(keyring, layout):
     from certificates import publish_trust
 
     return publish_trust(keyring, layout.trust)
+
+
+def test_status_assigner_fills_each_list_in_its_seeded_order_then_opens_the_next(tmp_path):
+    """Entries per issuer come from that issuer's open list, in the list's seeded order, with
+    no index twice; a full list is followed by a new one (small lists here)."""
+    from certificates.statuslist import index_order
+    from warehouse.build import _StatusAssigner
+    from warehouse.duck import connect
+    from warehouse.schema import migrate
+
+    con = connect(tmp_path / "lib.duckdb")
+    migrate(con)
+    assigner = _StatusAssigner(con)
+    assigner.size = 5
+    issuers = ["A", "B", "A", "A"] * 3 + ["B"] * 6
+    first = assigner.assign(issuers[:7])
+    refs = first + assigner.assign(issuers[7:])  # a second call carries on where the first stopped
+    by_list: dict[str, list[int]] = {}
+    for issuer, (list_id, index) in zip(issuers, refs):
+        assert list_id.startswith(f"{issuer}-")
+        by_list.setdefault(list_id, []).append(index)
+    assert sorted(by_list) == ["A-0001", "A-0002", "B-0001", "B-0002"]
+    for list_id, indexes in by_list.items():
+        assert indexes == index_order(assigner.lists[list_id][1], 5)[:len(indexes)]
+        assert assigner.lists[list_id][2] == len(indexes)
+    assert [len(by_list[k]) for k in ("A-0001", "A-0002", "B-0001", "B-0002")] == [5, 4, 5, 4]
+    con.close()
