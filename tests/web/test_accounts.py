@@ -113,3 +113,12 @@ def test_store_log_search_filters_in_sql(layout):
     assert cases(store.search_log(decision="denied", holder_masked="330106********0038")) == ["K1"]
     assert cases(store.search_log(day_from="2026-11-21", day_to="2026-11-21")) == ["K1"]
     assert cases(store.search_log(limit=1)) == ["K2"]
+
+
+def test_sign_in_returns_only_to_local_paths():
+    from exchange.web.routes.auth import safe_next
+
+    assert safe_next("/audit/log") == "/audit/log" and safe_next("/quality?x=1") == "/quality?x=1"
+    for bad in ("//evil.example/", "/\\evil.example/", "https://evil.example/", "javascript:alert(1)",
+                "/a\\b", "/a\nb", ""):
+        assert safe_next(bad) == "", bad

@@ -17,11 +17,14 @@ router = APIRouter(include_in_schema=False)
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "") -> HTMLResponse:
     """The sign-in form."""
-    return render(request, "login.html", next=_safe_next(next), username="", error=None)
+    return render(request, "login.html", next=safe_next(next), username="", error=None)
 
 
-def _safe_next(value: str) -> str:
-    return value if value.startswith("/") and not value.startswith("//") else ""
+def safe_next(value: str) -> str:
+    """A local path to return to after sign-in, or "" (no open redirect: //host, /\\host, schemes, controls)."""
+    ok = (value.startswith("/") and not value.startswith(("//", "/\\")) and "\\" not in value
+          and all(ord(c) > 0x20 and c != "\x7f" for c in value))
+    return value if ok else ""
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -31,7 +34,7 @@ async def login(request: Request) -> Response:
     check_csrf(request, form)
     username = str(form.get("username") or "").strip()
     password = str(form.get("password") or "")
-    nxt = _safe_next(str(form.get("next") or ""))
+    nxt = safe_next(str(form.get("next") or ""))
     error = None
     if not username or not password:
         error = "请填写用户名和密码。"
