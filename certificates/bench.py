@@ -198,7 +198,7 @@ def sha256_rate(n: int) -> float:
 
     cols = library_rows(n)
     enc = PayloadEncoder(at=dt.datetime(2026, 11, 2, 10, tzinfo=dt.timezone.utc))
-    payloads = [enc.encode(dict(zip(ROW_COLUMNS, values)))[2] for values in zip(*cols.values())]
+    payloads = enc.encode_many({c: cols[c] for c in ROW_COLUMNS}, [1] * n, [None] * n)[2]
     sha = hashlib.sha256
     start = time.perf_counter()
     for p in payloads:
@@ -206,16 +206,24 @@ def sha256_rate(n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def bench_verify(tokens: list[str], trust: object) -> float:
-    """verify_licence calls per second over ``tokens`` (all must verify)."""
+def bench_verify(tokens: list[str], trust: object, *, rounds: int = 3) -> float:
+    """verify_licence calls per second over ``tokens`` (all must verify), in one process.
+
+    The tokens are split into ``rounds`` parts and the fastest part counts (as in
+    :func:`bench_sign`): on a shared machine the slowest rounds measure the neighbours."""
     from certificates.verify import verify_licence
 
     at = dt.datetime(2026, 11, 3, 12, tzinfo=dt.timezone.utc)
-    start = time.perf_counter()
-    for token in tokens:
-        if not verify_licence(token, trust, at=at).ok:  # type: ignore[arg-type]
-            raise RuntimeError("a benchmark licence did not verify")
-    return len(tokens) / (time.perf_counter() - start)
+    size = -(-len(tokens) // max(1, rounds))
+    best = 0.0
+    for i in range(0, len(tokens), size):
+        part = tokens[i:i + size]
+        start = time.perf_counter()
+        for token in part:
+            if not verify_licence(token, trust, at=at).ok:  # type: ignore[arg-type]
+                raise RuntimeError("a benchmark licence did not verify")
+        best = max(best, len(part) / (time.perf_counter() - start))
+    return best
 
 
 if __name__ == "__main__":
