@@ -32,6 +32,8 @@ DEPARTMENTS = {
     "minzheng_marriages": "民政 · 婚姻登记",
     "zrzy_property": "自然资源 · 不动产登记",
     "hub_licences": "枢纽 · 已签发电子证照",
+    "zhujian_construction": "住建 · 工程建设项目审批",
+    "hub_results": "枢纽 · 部门推送办结结果",
 }
 REASONS = {
     "id_check_char": "身份证号码校验码错误",
@@ -51,6 +53,9 @@ REASONS = {
     "licence_id_check_char": "电子证照标识校验位错误",
     "licence_id_variant": "电子证照标识使用非标准校验位（已知变体，标记保留）",
     "licence_id_parts": "电子证照标识与证照记录不一致",
+    "unknown_licence_type": "证照类型未登记",
+    "holder_kind_mismatch": "持证主体类型与证照类型不符",
+    "invalid_json": "扩展信息不是 JSON 对象",
 }
 CHECKS = {
     "name_mismatch": "姓名 / 名称与登记部门不一致",
@@ -60,7 +65,7 @@ CHECKS = {
 }
 # Fields holding a personal identifier (or a number that identifies a person): always masked.
 PERSONAL_FIELDS = frozenset({"id_number", "legal_rep_id", "spouse1_id", "spouse2_id", "owner_code",
-                             "hukou_number", "subject_code"})
+                             "hukou_number", "subject_code", "holder_code"})
 # Datasets whose business key is a personal identifier.
 PERSONAL_KEYS = frozenset({"persons"})
 _RIC = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx]|\d{15})(?![0-9A-Za-z])")
