@@ -285,3 +285,12 @@ def test_ordinary_rows_take_the_column_path_and_odd_ones_the_row_path():
     assert [d is not None for d in data] == [True, False, True, False]  # a float extension: rfc8785 inline
     for k in (0, 2):
         assert data[k] == canonical_json(build_payload(rows[k], at=AT)) and ids[k] is not None
+
+
+def test_the_strip_class_holds_every_character_python_strips():
+    import re
+
+    from certificates.batch import _STRIP_CLASS
+
+    spaces = {c for c in range(0x110000) if chr(c).isspace()}
+    assert {int(h, 16) for h in re.findall(r"\\x\{([0-9a-f]+)\}", _STRIP_CLASS)} == spaces
