@@ -51,45 +51,68 @@ def _input_columns(con: Any, spec: DatasetSpec, path: Path) -> list[str]:
 
 
 def stage(con: Any, spec: DatasetSpec, path: Path) -> tuple[list[str], int]:
-    """Create the staged table; returns (output columns, raw row count)."""
+    """Create the staged table; returns (output columns, raw row count).
+
+    Exact duplicate rows are collapsed and ``_key_rows`` counts the distinct rows
+    sharing the business key.  Two rows can only be exact duplicates if they share
+    the key, so the (expensive) all-column comparison runs only over the rows whose
+    key occurs more than once, usually none or a handful.
+    """
     columns = _input_columns(con, spec, path)
     select = ", ".join(
         _q(c) if c in spec.numeric or c not in spec.raw_columns
         else f"CAST({_q(c)} AS VARCHAR) AS {_q(c)}"
         for c in columns)
     every = ", ".join(_q(c) for c in columns)
+    key = _q(spec.key)
+    # Keys are counted in a GROUP BY over the key column alone and joined back for the
+    # few keys held by more than one row (cheaper than a window over every column).
     con.execute(f"""
         CREATE TABLE {STAGED} AS
-        WITH src AS (SELECT {select}, file_row_number AS {_ROW}
-                     FROM read_parquet(?, file_row_number = true)),
-             distinct_rows AS (SELECT * FROM src
-                               QUALIFY row_number() OVER (PARTITION BY {every} ORDER BY {_ROW}) = 1)
-        SELECT *, count(*) OVER (PARTITION BY {_q(spec.key)}) AS _key_rows
-        FROM distinct_rows ORDER BY {_ROW}""", [str(path)])
+        SELECT {select}, file_row_number AS {_ROW}, coalesce(ow_shared.ow_n, 1) AS _key_rows
+        FROM read_parquet(?, file_row_number = true) AS ow_src
+        LEFT JOIN (SELECT {key} AS ow_k, count(*) AS ow_n FROM read_parquet(?)
+                   GROUP BY ALL HAVING count(*) > 1) AS ow_shared
+          ON ow_src.{key} IS NOT DISTINCT FROM ow_shared.ow_k""", [str(path), str(path)])
+    (shared,) = con.execute(f"SELECT count(*) FROM {STAGED} WHERE _key_rows > 1").fetchone()
+    if shared:
+        con.execute(f"""
+            DELETE FROM {STAGED} WHERE {_ROW} IN (
+                SELECT {_ROW} FROM {STAGED} WHERE _key_rows > 1
+                QUALIFY row_number() OVER (PARTITION BY {every} ORDER BY {_ROW}) > 1)""")
+        con.execute(f"""
+            UPDATE {STAGED} SET _key_rows = c.n
+            FROM (SELECT {key} AS k, count(*) AS n FROM {STAGED} WHERE _key_rows > 1 GROUP BY ALL) c
+            WHERE {STAGED}._key_rows > 1 AND {STAGED}.{key} IS NOT DISTINCT FROM c.k""")
     (rows,) = con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()
     return columns, rows
 
 
-def judge(con: Any, spec: DatasetSpec) -> dict[str, Any]:
-    """Attach every applicable reason to each staged row; return the split's counts."""
-    reasons = ",\n".join(_reason_struct(r) for r in spec.rules)
-    any_bad = " OR ".join(f"coalesce({r.predicate}, false)" for r in spec.rules)
-    # Reason structs are built only for rows where some rule fires (a few percent):
-    # DuckDB evaluates a CASE branch only for the rows that select it.
+def judge(con: Any, spec: DatasetSpec, firing: set[str] | None = None) -> dict[str, Any]:
+    """Attach every applicable reason to each staged row some rule fires on; return the split's counts.
+
+    One scan of the staged table: the predicates of the rules in ``firing`` (rule
+    ids; default all) are OR-ed in the WHERE clause and the reason structs are built
+    only for the rows that pass it (a few percent).  ``ow_judged`` holds only those
+    rows (``_row`` and its reasons).  :func:`check_batch` passes the rules GX counted
+    at least one bad row for: a rule GX found no row for cannot add a reason.
+    """
+    rules = [r for r in spec.rules if firing is None or r.rule_id in firing] or list(spec.rules[:1])
+    reasons = ",\n".join(_reason_struct(r) for r in rules)
+    any_bad = "\n OR ".join(f"({r.predicate})" for r in rules) if firing is None or firing else "false"
     con.execute(f"""
         CREATE TABLE {JUDGED} AS
-        SELECT *, CASE WHEN {any_bad}
-                       THEN list_filter([{reasons}], r -> r IS NOT NULL)
-                       ELSE [] END AS ow_all
-        FROM {STAGED}""")
+        SELECT {_ROW}, list_filter([{reasons}], r -> r IS NOT NULL) AS ow_all
+        FROM {STAGED} WHERE {any_bad}""")
     con.execute(f"""
-        CREATE OR REPLACE VIEW ow_judged_split AS
-        SELECT *, len(list_filter(ow_all, r -> r.severity = 'error')) > 0 AS ow_bad,
+        CREATE OR REPLACE TABLE ow_judged_split AS
+        SELECT {_ROW}, ow_all, len(list_filter(ow_all, r -> r.severity = 'error')) > 0 AS ow_bad,
                list_sort(list_distinct(list_transform(
                    list_filter(ow_all, r -> r.severity = 'warning'), r -> r.code))) AS ow_flags
         FROM {JUDGED}""")
-    staged, quarantined, flagged = con.execute(
-        "SELECT count(*), coalesce(count_if(ow_bad), 0), "
+    (staged,) = con.execute(f"SELECT count(*) FROM {STAGED}").fetchone()
+    quarantined, flagged = con.execute(
+        "SELECT coalesce(count_if(ow_bad), 0), "
         "coalesce(count_if(NOT ow_bad AND len(ow_flags) > 0), 0) FROM ow_judged_split").fetchone()
     per_field = dict(con.execute(
         f"SELECT r.code || ':' || r.field, count(*) FROM "
@@ -143,21 +166,28 @@ def check_batch(raw_parquet: Path, dataset_name: str, *, run_id: str, out_dir: P
         if spec.name in NEEDS_LICENCE_FUNCTIONS:
             sql.install_licence_functions(con)
         columns, rows = stage(con, spec, raw_parquet)
-        split = judge(con, spec)
         validation = gx_suite.validate(spec, database, STAGED, run_id, docs_dir)
-        if validation["errors"] or validation["per_rule"] != split["per_rule_field"]:
+        (staged_rows,) = con.execute(f"SELECT count(*) FROM {STAGED}").fetchone()
+        if validation["errors"] or validation["rows_seen"] not in (None, staged_rows):
+            raise ValidationDisagreementError(spec.name, {"rows": staged_rows},
+                                              {"rows": validation["rows_seen"]}, validation["errors"])
+        # GX's counts decide which rules the row-level split evaluates; the split's own
+        # counts must then agree with GX's for every rule.
+        split = judge(con, spec, firing={rule_id for rule_id, n in validation["per_rule"].items() if n})
+        if validation["per_rule"] != split["per_rule_field"]:
             raise ValidationDisagreementError(spec.name, split["per_rule_field"],
                                               validation["per_rule"], validation["errors"])
         out_dir.mkdir(parents=True, exist_ok=True)
-        keep = ", ".join(_q(c) for c in columns)
+        keep = ", ".join(f"s.{_q(c)}" for c in columns)
         passed_path = out_dir / "passed.parquet"
         quarantine_path = out_dir / "quarantine.parquet"
         validation_path = out_dir / "validation.json"
-        _replace_atomically(con, f"SELECT {keep}, ow_flags AS _flags FROM ow_judged_split "
-                                 f"WHERE NOT ow_bad ORDER BY {_ROW}", passed_path)
-        _replace_atomically(con, f"SELECT {keep}, CAST(to_json(ow_all) AS VARCHAR) AS _reasons "
-                                 f"FROM ow_judged_split WHERE ow_bad ORDER BY {_ROW}",
-                            quarantine_path)
+        _replace_atomically(con, f"SELECT {keep}, coalesce(j.ow_flags, []) AS _flags FROM {STAGED} s "
+                                 f"LEFT JOIN ow_judged_split j USING ({_ROW}) "
+                                 f"WHERE NOT coalesce(j.ow_bad, false) ORDER BY s.{_ROW}", passed_path)
+        _replace_atomically(con, f"SELECT {keep}, CAST(to_json(j.ow_all) AS VARCHAR) AS _reasons "
+                                 f"FROM {STAGED} s JOIN ow_judged_split j USING ({_ROW}) "
+                                 f"WHERE j.ow_bad ORDER BY s.{_ROW}", quarantine_path)
     finally:
         dbapi.close()
         engine.dispose()

@@ -2,9 +2,11 @@
 
 A rule's ``predicate`` is TRUE for a bad row.  The split (:mod:`quality.check`) uses
 it to quarantine or flag rows, and the GX suite (:mod:`quality.gx_suite`) uses the
-same text in an ``UnexpectedRowsExpectation``.  Rules whose predicate is exactly what
-a native GX expectation computes (a regex, not-null) are *built from* that native
-form, so the SQL text and the GX expectation still come from one definition.
+same text in a custom GX column-map expectation (:mod:`quality.gx_suite`).  Rules whose
+predicate is exactly what a native GX expectation computes (a regex, not-null) are
+*built from* that native form, so the SQL text and the GX expectation still come from
+one definition.  ``py`` is the same predicate in Python (:mod:`quality.py_checks`),
+for GX's pandas engine: the suite runs unchanged on both engines.
 
 The staged batch is the raw batch with exact duplicate rows collapsed and one extra
 column ``_key_rows`` (rows sharing the business key), so duplicate_key is a row
@@ -14,8 +16,9 @@ predicate too.  Pure Python: importing this module needs no database.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Callable, Literal
 
+from quality import py_checks as py
 from quality import sql
 
 Severity = Literal["error", "warning"]
@@ -35,6 +38,8 @@ class Rule:
     message: str  # SQL expression giving the Chinese message
     gx_form: GxForm = "rows"
     pattern: str | None = None  # for regex forms
+    # the predicate in Python over a pandas DataFrame (True = bad row), for GX's pandas engine
+    py: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def rule_id(self) -> str:
@@ -68,71 +73,84 @@ def _q(col: str) -> str:
 def missing_required(col: str, numeric: bool = False) -> Rule:
     if numeric:
         return Rule("missing_required", col, "error", f"({_q(col)} IS NULL)",
-                    sql.lit(f"必填字段 {col} 为空"), gx_form="required")
+                    sql.lit(f"必填字段 {col} 为空"), gx_form="required", py=py.missing(col, True))
     return Rule("missing_required", col, "error", f"ow_blank({_q(col)})",
-                sql.lit(f"必填字段 {col} 为空"), gx_form="required", pattern=sql.NON_BLANK_PATTERN)
+                sql.lit(f"必填字段 {col} 为空"), gx_form="required", pattern=sql.NON_BLANK_PATTERN,
+                py=py.missing(col))
 
 
 def impossible_date(col: str) -> Rule:
     return Rule("impossible_date", col, "error", sql.impossible_date(_q(col)),
-                f"'日期 {col} 不存在或不是 YYYY-MM-DD：' || {_q(col)}")
+                f"'日期 {col} 不存在或不是 YYYY-MM-DD：' || {_q(col)}", py=py.impossible_date(col))
 
 
 def end_before_start(start: str, end: str) -> Rule:
     return Rule("validity_end_before_start", end, "error", sql.end_before_start(_q(start), _q(end)),
-                f"'{end} ' || {_q(end)} || ' 早于 {start} ' || {_q(start)}")
+                f"'{end} ' || {_q(end)} || ' 早于 {start} ' || {_q(start)}", py=py.end_before_start(start, end))
 
 
 def mis_encoded(col: str) -> Rule:
     pattern = sql.MOJIBAKE_PATTERN
     return Rule("mis_encoded_text", col, "error", sql.regex_violation(_q(col), pattern, False),
                 sql.lit(f"{col} 含乱码（替换字符或 GBK/UTF-8 按 Latin-1 误解码）"),
-                gx_form="regex_not_match", pattern=pattern)
+                gx_form="regex_not_match", pattern=pattern, py=py.regex_search(col, pattern, False))
 
 
 def duplicate_key(key: str) -> Rule:
     return Rule("duplicate_key", key, "error", f"(NOT ow_blank({_q(key)}) AND _key_rows > 1)",
-                f"'同一批次中业务主键 {key} 有 ' || _key_rows || ' 条不同记录'")
+                f"'同一批次中业务主键 {key} 有 ' || _key_rows || ' 条不同记录'", py=py.duplicate_key(key))
 
 
-def ric_rules(col: str, when: str | None = None) -> tuple[Rule, ...]:
-    """GB 11643 checks of a citizen ID column (``when``: SQL guard, e.g. a code type)."""
-    q = _q(col)
+def _when_sql(when: tuple[str, str] | None) -> str | None:
+    return f"{_q(when[0])} = {sql.lit(when[1])}" if when else None
+
+
+def ric_rules(col: str, when: tuple[str, str] | None = None) -> tuple[Rule, ...]:
+    """GB 11643 checks of a citizen ID column (``when``: (code type column, value) guard)."""
+    q, guard_py = _q(col), when
+    when = _when_sql(guard_py)
     guard = (lambda p: f"({when} AND {p})") if when else (lambda p: p)
     fmt_pattern = f"^ *(?:(?:{sql.RIC_PATTERN_18}|{sql.RIC_PATTERN_15}) *)?$"
     if when:
         fmt = Rule("id_format", col, "error", guard(sql.regex_violation(q, fmt_pattern, True)),
-                   f"'身份证号码格式错误：' || {q}")
+                   f"'身份证号码格式错误：' || {q}", py=py.ric(col, "id_format", guard_py))
     else:
         fmt = Rule("id_format", col, "error", sql.regex_violation(q, fmt_pattern, True),
-                   f"'身份证号码格式错误：' || {q}", gx_form="regex_match", pattern=fmt_pattern)
+                   f"'身份证号码格式错误：' || {q}", gx_form="regex_match", pattern=fmt_pattern,
+                   py=py.ric(col, "id_format"))
     return (
         fmt,
         Rule("id_check_char", col, "error", guard(sql.ric_check_char_bad(q)),
-             f"'身份证号码校验码错误：应为 ' || {sql.ric_expected_check_char(q)}"),
+             f"'身份证号码校验码错误：应为 ' || {sql.ric_expected_check_char(q)}",
+             py=py.ric(col, "id_check_char", guard_py)),
         Rule("id_division", col, "error", guard(sql.ric_division_bad(q)),
-             f"'身份证号码地址码 ' || substr(trim({q}), 1, 6) || ' 不是有效行政区划代码'"),
+             f"'身份证号码地址码 ' || substr(trim({q}), 1, 6) || ' 不是有效行政区划代码'",
+             py=py.ric(col, "id_division", guard_py)),
         Rule("id_birth_date", col, "error", guard(sql.ric_birth_bad(q)),
-             f"'身份证号码出生日期 ' || ow_ric_birth8({q}) || ' 不存在'"),
+             f"'身份证号码出生日期 ' || ow_ric_birth8({q}) || ' 不存在'",
+             py=py.ric(col, "id_birth_date", guard_py)),
     )
 
 
-def uscc_rules(col: str, when: str | None = None) -> tuple[Rule, ...]:
+def uscc_rules(col: str, when: tuple[str, str] | None = None) -> tuple[Rule, ...]:
     """GB 32100 checks: bad format is an error, a bad check character only a warning."""
-    q = _q(col)
+    q, guard_py = _q(col), when
+    when = _when_sql(guard_py)
     pattern = f"^ *(?:{sql.USCC_PATTERN} *)?$"
     if when:
         fmt = Rule("uscc_format", col, "error",
                    f"({when} AND {sql.regex_violation(q, pattern, True)})",
-                   f"'统一社会信用代码格式错误：' || {q}")
+                   f"'统一社会信用代码格式错误：' || {q}", py=py.uscc(col, "uscc_format", guard_py))
     else:
         fmt = Rule("uscc_format", col, "error", sql.regex_violation(q, pattern, True),
-                   f"'统一社会信用代码格式错误：' || {q}", gx_form="regex_match", pattern=pattern)
+                   f"'统一社会信用代码格式错误：' || {q}", gx_form="regex_match", pattern=pattern,
+                   py=py.uscc(col, "uscc_format"))
     check = sql.uscc_check_char_bad(q)
     return (
         fmt,
         Rule("uscc_check_char", col, "warning", f"({when} AND {check})" if when else check,
-             f"'统一社会信用代码校验码错误（保留待核）：应为 ' || {sql.uscc_expected_check_char(q)}"),
+             f"'统一社会信用代码校验码错误（保留待核）：应为 ' || {sql.uscc_expected_check_char(q)}",
+             py=py.uscc(col, "uscc_check_char", guard_py)),
     )
 
 
@@ -146,7 +164,8 @@ def holder_code_type(col: str) -> Rule:
     q = _q(col)
     allowed = ", ".join(sql.lit(t) for t in HOLDER_CODE_TYPES)
     return Rule("holder_code_type", col, "error", f"(NOT ow_blank({q}) AND trim({q}) NOT IN ({allowed}))",
-                f"'持证主体代码类型 ' || {q} || ' 不是 GB/T 36903 代码类型'")
+                f"'持证主体代码类型 ' || {q} || ' 不是 GB/T 36903 代码类型'",
+                py=py.holder_code_type(col, HOLDER_CODE_TYPES))
 
 
 def _try_date(col: str) -> str:
@@ -167,7 +186,7 @@ def id_card_validity(birth: str, issue: str, until: str) -> Rule:
     return Rule("validity_term", until, "warning", predicate,
                 f"'居民身份证有效期与签发时年龄段不符（<16 岁 5 年，16–25 岁 10 年，26–45 岁 20 年，"
                 f"46 岁以上长期）：签发 ' || {_q(issue)} || '，有效期至 ' || "
-                f"coalesce(nullif({_q(until)}, ''), '长期')")
+                f"coalesce(nullif({_q(until)}, ''), '长期')", py=py.id_card_validity(birth, issue, until))
 
 
 def fixed_term(start: str, end: str, years: int, licence: str) -> Rule:
@@ -175,7 +194,8 @@ def fixed_term(start: str, end: str, years: int, licence: str) -> Rule:
     s, e = _try_date(start), _try_date(end)
     return Rule("validity_term", end, "warning",
                 f"({e} >= {s} AND {e} <> {s} + INTERVAL {years} YEAR - INTERVAL 1 DAY)",
-                f"'{licence}有效期应为 {years} 年：' || {_q(start)} || ' 至 ' || {_q(end)}")
+                f"'{licence}有效期应为 {years} 年：' || {_q(start)} || ' 至 ' || {_q(end)}",
+                py=py.fixed_term(start, end, years))
 
 
 def licence_id_rules(col: str) -> tuple[Rule, ...]:
@@ -183,11 +203,12 @@ def licence_id_rules(col: str) -> tuple[Rule, ...]:
     q = _q(col)
     status = f"ow_licence_id_status({q})"
     return (
-        Rule("licence_id_format", col, "error", f"({status} = 'format')", f"'证照标识格式错误：' || {q}"),
+        Rule("licence_id_format", col, "error", f"({status} = 'format')", f"'证照标识格式错误：' || {q}",
+             py=py.licence_id(col, "format")),
         Rule("licence_id_check_char", col, "error", f"({status} = 'invalid')",
-             f"'证照标识校验位错误（GB/T 36904 MOD 37,36）：' || {q}"),
+             f"'证照标识校验位错误（GB/T 36904 MOD 37,36）：' || {q}", py=py.licence_id(col, "invalid")),
         Rule("licence_id_variant", col, "warning", f"({status} = 'known_variant')",
-             f"'证照标识使用非标准校验位（已知变体，保留待核）：' || {q}"),
+             f"'证照标识使用非标准校验位（已知变体，保留待核）：' || {q}", py=py.licence_id(col, "known_variant")),
     )
 
 
@@ -197,7 +218,8 @@ def licence_id_parts(col: str, type_col: str, issuer_col: str, version_col: str)
     parts = (f"(split_part({q}, '.', 6) <> {_q(type_col)} OR split_part({q}, '.', 7) <> {_q(issuer_col)} "
              f"OR TRY_CAST(split_part({q}, '.', 9) AS INTEGER) <> TRY_CAST({_q(version_col)} AS INTEGER))")
     return Rule("licence_id_parts", col, "error", f"(ow_licence_id_status({q}) <> 'format' AND {parts})",
-                f"'证照标识中的证照类型代码、颁发机构代码或版本号与证照记录不一致：' || {q}")
+                f"'证照标识中的证照类型代码、颁发机构代码或版本号与证照记录不一致：' || {q}",
+                py=py.licence_id_parts(col, type_col, issuer_col, version_col))
 
 
 def _spec(name: str, source_id: str, key: str, columns: str, required: str, dates: str,
@@ -267,8 +289,8 @@ DATASETS: dict[str, DatasetSpec] = {
             numeric="area_m2",
             text="owner_name address",
             extra=(holder_code_type("owner_code_type"),)
-            + ric_rules("owner_code", when="owner_code_type = '111'")
-            + uscc_rules("owner_code", when="owner_code_type = '001'")
+            + ric_rules("owner_code", when=("owner_code_type", "111"))
+            + uscc_rules("owner_code", when=("owner_code_type", "001"))
             + (end_before_start("term_start", "term_end"),),
         ),
         _spec(
@@ -280,8 +302,8 @@ DATASETS: dict[str, DatasetSpec] = {
             extra=licence_id_rules("licence_id")
             + (licence_id_parts("licence_id", "licence_type_code", "issuer_code", "version"),
                holder_code_type("holder_code_type"))
-            + ric_rules("holder_code", when="holder_code_type = '111'")
-            + uscc_rules("holder_code", when="holder_code_type = '001'"),
+            + ric_rules("holder_code", when=("holder_code_type", "111"))
+            + uscc_rules("holder_code", when=("holder_code_type", "001")),
         ),
     )
 }
@@ -320,8 +342,10 @@ def _case_guarded(rules: tuple[Rule, ...], guard: str) -> tuple[Rule, ...]:
     credit code with letters in one mixed column."""
     from dataclasses import replace
 
+    # py=None: the Python form of an SQL guard is not derived (GX's pandas engine then
+    # says so instead of counting the unguarded predicate)
     return tuple(replace(r, predicate=f"(CASE WHEN {guard} THEN {r.predicate} ELSE false END)",
-                         gx_form="rows", pattern=None) for r in rules)
+                         gx_form="rows", pattern=None, py=None) for r in rules)
 
 
 DATASETS["licence_records"] = _spec(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from quality.bench import bench_validate, pandas_suite
@@ -30,9 +32,25 @@ def test_generated_rows_fail_only_the_injected_rules(tmp_path):
     assert out["per_rule"]["id_check_char"] > 0 and out["quarantined"] > 0
 
 
-def test_pandas_suite_is_the_native_part_of_the_suite():
-    spec = dataset("persons")
-    native = pandas_suite(spec)
-    assert native and all(type(e).__name__.startswith("ExpectColumnValues") for e in native)
-    assert len(native) == sum(2 if r.pattern and r.gx_form == "required" else 1
-                              for r in spec.rules if r.gx_form != "rows")
+@pytest.mark.slow
+def test_pandas_figure_runs_the_whole_suite_and_counts_the_same_rows(tmp_path):
+    from quality.bench import bench_validate_pandas
+
+    ours = bench_validate(20_000, tmp_path)
+    pandas = bench_validate_pandas(20_000, tmp_path)
+    assert pandas["errors"] == []
+    assert pandas["expectations"] == len(pandas_suite(dataset("persons")))
+    assert pandas["per_rule"] == ours["per_rule_field"]  # same suite, same rows, same verdicts
+    assert pandas["per_rule"]["id_check_char:id_number"] > 0
+
+
+def test_anchor_checks_what_the_suite_checks():
+    from quality.bench import _anchor_query
+
+    query = _anchor_query(Path("x.parquet"))
+    # one count per rule of the persons suite (the two date rules of the card are one CASE each)
+    codes = {r.code for r in dataset("persons").rules}
+    assert codes == {"missing_required", "impossible_date", "id_format", "id_check_char", "id_division",
+                     "id_birth_date", "validity_end_before_start", "validity_term", "mis_encoded_text",
+                     "duplicate_key"}
+    assert query.count("count_if(") == len(dataset("persons").rules)
