@@ -17,9 +17,10 @@ wait for a log commit (WAL: readers do not block on the writer).
 
 Authentication, grants and accepted applications are cached until the store changes:
 every write transaction of this class (any process: the service, the admin CLI) bumps
-``store_generation.gen``, and every cached read compares it first (one indexed read,
-a few µs), so a revoked key or grant takes effect on the next request. Usage-log
-appends do not bump it.
+``store_generation.gen``. A write through this store object clears its cache at once;
+another process's write is seen when a cached read re-reads the generation, at most
+``GENERATION_CHECK_S`` (0.05 s) after the previous look — so a key or grant revoked by
+the admin CLI stops working within 50 ms. Usage-log appends do not bump it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import secrets
 import sqlite3
 import queue
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -263,6 +265,7 @@ class SqliteStore(_MaterialMethods, _WebMethods):
         self._db.executescript(GENERATION_SCHEMA)
         self._cache: dict[tuple[str, str], Any] = {}
         self._generation = -1
+        self._next_generation_check = 0.0
         self._writer = LogWriter(self)
 
     def _connect_writer(self) -> sqlite3.Connection:
@@ -288,14 +291,20 @@ class SqliteStore(_MaterialMethods, _WebMethods):
             self._db.execute("COMMIT")
 
     _CACHE_LIMIT = 200_000
+    GENERATION_CHECK_S = 0.05
 
     def _cached(self, kind: str, key: str, load: Any) -> Any:
         """``load()`` once per (kind, key) until the store changes (see the module doc)."""
         with self._lock:
-            gen = self._db.execute("SELECT gen FROM store_generation WHERE id = 1").fetchone()[0]
-            if gen != self._generation or len(self._cache) > self._CACHE_LIMIT:
+            now = time.monotonic()
+            if now >= self._next_generation_check:
+                self._next_generation_check = now + self.GENERATION_CHECK_S
+                gen = self._db.execute("SELECT gen FROM store_generation WHERE id = 1").fetchone()[0]
+                if gen != self._generation:
+                    self._cache.clear()
+                    self._generation = gen
+            if len(self._cache) > self._CACHE_LIMIT:
                 self._cache.clear()
-                self._generation = gen
             try:
                 return self._cache[kind, key]
             except KeyError:
@@ -484,21 +493,22 @@ class SqliteStore(_MaterialMethods, _WebMethods):
         return self._writer.submit(record, at)
 
     def _append_batch(self, db: sqlite3.Connection,
-                      batch: list[tuple[dict[str, Any], dt.datetime]]) -> list[LogRecord]:
-        """Append records in order in one transaction on ``db`` (the :class:`LogWriter`'s connection)."""
-        from certificates import canonical_json
+                      batch: list[tuple[str, str, str]]) -> list[LogRecord]:
+        """Append records in order in one transaction on ``db`` (the :class:`LogWriter`'s connection).
 
+        Each record comes as (text before the seq value, text after it, day): see
+        :func:`log_template`; the writer only inserts the number and hashes.
+        """
         out: list[LogRecord] = []
         db.execute("BEGIN IMMEDIATE")
         try:
             last = db.execute("SELECT seq, hash FROM usage_log ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev = (last[0], last[1]) if last else (0, GENESIS)
-            for record, at in batch:
-                stamp = _iso(at)
+            for head, tail, day in batch:
                 seq += 1
-                text = canonical_json({**record, "seq": seq, "at": stamp}).decode("utf-8")
+                text = f"{head}{seq}{tail}"
                 digest = chain_hash(prev, text)
-                out.append(LogRecord(seq, stamp[:10], text, prev, digest))
+                out.append(LogRecord(seq, day, text, prev, digest))
                 prev = digest
             db.executemany("INSERT INTO usage_log VALUES (?, ?, ?, ?, ?)",
                            [(r.seq, r.day, r.record, r.prev_hash, r.hash) for r in out])
@@ -545,6 +555,28 @@ class SqliteStore(_MaterialMethods, _WebMethods):
         return [tuple(r) for r in self._rows(sql + " ORDER BY f.attempted_at")]
 
 
+_SEQ_MARK = '"seq":-1'
+
+
+def log_template(record: dict[str, Any], at: dt.datetime) -> tuple[str, str, str]:
+    """The record's canonical JSON split where its ``seq`` goes: (head ending in ``"seq":``, tail, day).
+
+    Serialising happens in the caller's thread; the writer thread only joins the number in.
+    ``"seq":-1`` can occur only once in canonical JSON: inside a string value every quote
+    is escaped, so the bare key cannot appear there.
+    """
+    from certificates import canonical_json
+
+    if "seq" in record or "at" in record:
+        raise StoreError("usage-log records get seq and at from the store", code="invalid_record")
+    stamp = _iso(at)
+    text = canonical_json({**record, "seq": -1, "at": stamp}).decode("utf-8")
+    head, mark, tail = text.partition(_SEQ_MARK)
+    if not mark or _SEQ_MARK in tail:
+        raise StoreError("usage-log record does not serialise with one seq", code="invalid_record")
+    return head + '"seq":', tail, stamp[:10]
+
+
 class LogWriter:
     """Group commit of usage-log records: one thread, batches in queue order, one transaction each.
 
@@ -574,7 +606,7 @@ class LogWriter:
                     self._thread = threading.Thread(target=self._run, args=(db,), name="usage-log-writer",
                                                     daemon=True)
                     self._thread.start()
-        self._queue.put((record, at, fut))
+        self._queue.put((log_template(record, at), fut))
         return fut
 
     def stop(self) -> None:
@@ -610,13 +642,13 @@ class LogWriter:
             if not batch:
                 continue
             try:
-                written = self.store._append_batch(db, [(r, at) for r, at, _ in batch])
+                written = self.store._append_batch(db, [t for t, _ in batch])
             except BaseException as exc:  # noqa: BLE001 — handed to every waiting request
-                for _, _, fut in batch:
+                for _, fut in batch:
                     fut.set_exception(exc)
                 continue
             self.batches += 1
-            for (_, _, fut), rec in zip(batch, written):
+            for (_, fut), rec in zip(batch, written):
                 fut.set_result(rec)
 
 

@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -303,6 +304,7 @@ class SnapshotStore:
         self.last_error: str | None = None
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._next_check = 0.0
 
     @property
     def current(self) -> Snapshot | None:
@@ -350,8 +352,17 @@ class SnapshotStore:
         finally:
             self._load_lock.release()
 
+    #: with the watcher running, requests stat CURRENT at most this often (a stat releases the
+    #: GIL, and getting it back on a busy server can cost up to the switch interval)
+    STALE_CHECK_S = 0.25
+
     def stale(self) -> bool:
         """Whether ``snapshots/CURRENT`` changed since the last swap (one ``stat``)."""
+        if self._watcher is not None:
+            now = time.monotonic()
+            if now < self._next_check:
+                return False
+            self._next_check = now + self.STALE_CHECK_S
         return self._pointer_stamp() != self._stamp
 
     @contextmanager
