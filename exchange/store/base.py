@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -106,6 +107,9 @@ class ServiceStore(Protocol):
     def append_log(self, record: dict[str, Any], *, at: dt.datetime) -> LogRecord: ...
     def submit_log(self, record: dict[str, Any], *, at: dt.datetime) -> "Future[LogRecord]":
         """Queue a record; the future resolves once it is committed (group commit)."""
+        ...
+    def submit_log_async(self, record: dict[str, Any], *, at: dt.datetime) -> "asyncio.Future[LogRecord]":
+        """The same from the event loop: an asyncio future of the running loop."""
         ...
     def log_records(self, *, first_seq: int = 1, last_seq: int | None = None,
                     day: str | None = None) -> list[LogRecord]: ...

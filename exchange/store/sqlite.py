@@ -25,6 +25,7 @@ the admin CLI stops working within 50 ms. Usage-log appends do not bump it.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -492,6 +493,10 @@ class SqliteStore(_MaterialMethods, _WebMethods):
         """Queue a record for the next group commit; the future holds its :class:`LogRecord` once committed."""
         return self._writer.submit(record, at)
 
+    def submit_log_async(self, record: dict[str, Any], *, at: dt.datetime) -> "asyncio.Future[LogRecord]":
+        """:meth:`submit_log` from the event loop: an asyncio future, settled once per batch per loop."""
+        return self._writer.submit(record, at, loop=asyncio.get_running_loop())
+
     def _append_batch(self, db: sqlite3.Connection,
                       batch: list[tuple[str, str, str]]) -> list[LogRecord]:
         """Append records in order in one transaction on ``db`` (the :class:`LogWriter`'s connection).
@@ -595,8 +600,10 @@ class LogWriter:
         self._stopped = False
         self.batches = 0  # committed batches (for tests and the benchmark)
 
-    def submit(self, record: dict[str, Any], at: dt.datetime) -> "Future[LogRecord]":
-        fut: Future[LogRecord] = Future()
+    def submit(self, record: dict[str, Any], at: dt.datetime, *,
+               loop: asyncio.AbstractEventLoop | None = None) -> Any:
+        """A :class:`concurrent.futures.Future`, or with ``loop`` an asyncio future of that loop."""
+        fut: Any = Future() if loop is None else loop.create_future()
         if self._thread is None:
             with self._start_lock:
                 if self._stopped:
@@ -642,14 +649,33 @@ class LogWriter:
             if not batch:
                 continue
             try:
-                written = self.store._append_batch(db, [t for t, _ in batch])
+                written: list[Any] = self.store._append_batch(db, [t for t, _ in batch])
             except BaseException as exc:  # noqa: BLE001 — handed to every waiting request
-                for _, fut in batch:
-                    fut.set_exception(exc)
-                continue
-            self.batches += 1
-            for (_, fut), rec in zip(batch, written):
-                fut.set_result(rec)
+                written = [exc] * len(batch)
+            else:
+                self.batches += 1
+            # Threads' futures are settled here; each event loop gets one wake-up per batch.
+            by_loop: dict[Any, list[tuple[Any, Any]]] = {}
+            for (_, fut), outcome in zip(batch, written):
+                if isinstance(fut, Future):
+                    _settle([(fut, outcome)])
+                else:
+                    by_loop.setdefault(fut.get_loop(), []).append((fut, outcome))
+            for loop, pairs in by_loop.items():
+                try:
+                    loop.call_soon_threadsafe(_settle, pairs)
+                except RuntimeError:  # that loop is closed: nobody waits any more
+                    pass
+
+
+def _settle(pairs: list[tuple[Any, Any]]) -> None:
+    for fut, outcome in pairs:
+        if fut.done():  # an asyncio waiter that was cancelled (client went away): record kept
+            continue
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
 
 
 def open_store(layout: Layout) -> SqliteStore:

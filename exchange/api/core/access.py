@@ -23,7 +23,6 @@ key so that only auditors can recover the full value.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import Iterable
@@ -117,7 +116,7 @@ class AccessControl:
 
     async def record_async(self, *, at: dt.datetime, **kw: Any) -> int:
         """:meth:`record` for the event loop: awaits the group commit of the record's batch."""
-        return (await asyncio.wrap_future(self.store.submit_log(self._log_record(**kw), at=at))).seq
+        return (await self.store.submit_log_async(self._log_record(**kw), at=at)).seq
 
     def _log_record(self, *, action: str, client: Client | None, creds: RequestCredentials,
                     holder_code: str | None, licence_types: Iterable[str], decision: str, rule: str,

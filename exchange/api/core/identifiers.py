@@ -92,10 +92,11 @@ class SessionSealer:
         self.lifetime, self.max_uses = lifetime, max_uses
         self._lock = threading.Lock()
         self._session: tuple[bytes, object] | None = None
+        self._nonces, self._nonce_at = b"", 0  # random bytes drawn 48 KiB at a time: one syscall per 4096
         self._expires = 0.0
         self._uses = 0
 
-    def _current(self) -> tuple[bytes, object]:
+    def _current(self) -> tuple[bytes, object, bytes]:
         from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -109,12 +110,15 @@ class SessionSealer:
                 key = auditor._derive(eph.exchange(self.public_key), eph_pub, self._recipient)  # type: ignore[arg-type]
                 self._session, self._expires, self._uses = (eph_pub, AESGCM(key)), now + self.lifetime, 0
             self._uses += 1
-            return self._session
+            if self._nonce_at + 12 > len(self._nonces):
+                self._nonces, self._nonce_at = os.urandom(12 * 4096), 0
+            nonce = self._nonces[self._nonce_at:self._nonce_at + 12]
+            self._nonce_at += 12
+            return (*self._session, nonce)  # type: ignore[return-value]
 
     def seal(self, value: str) -> str:
         from exchange.usagelog.auditor import PREFIX
 
-        eph_pub, aead = self._current()
-        nonce = os.urandom(12)
+        eph_pub, aead, nonce = self._current()
         ct = aead.encrypt(nonce, value.encode("utf-8"), None)  # type: ignore[attr-defined]
         return PREFIX + base64.urlsafe_b64encode(eph_pub + nonce + ct).rstrip(b"=").decode("ascii")
