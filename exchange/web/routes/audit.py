@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
 
 from exchange.web import indicators
 from exchange.web.app import AUDIT_ROLES, check_csrf, render, require
@@ -78,8 +79,12 @@ def audit_log(request: Request) -> HTMLResponse:
 @router.post("/audit/log", response_class=HTMLResponse)
 async def audit_log_search(request: Request) -> HTMLResponse:
     """The search as a POST form, so that a holder's full ID number never lands in a URL or access log."""
-    require(request, *AUDIT_ROLES)
     form = await request.form()
+    return await run_in_threadpool(_audit_log_search, request, form)
+
+
+def _audit_log_search(request: Request, form: Any) -> HTMLResponse:
+    require(request, *AUDIT_ROLES)
     check_csrf(request, form)
     f = _log_filters(form)
     store = request.app.state.service_store
@@ -92,10 +97,14 @@ async def audit_log_search(request: Request) -> HTMLResponse:
 @router.post("/audit/log/verify", response_class=HTMLResponse)
 async def audit_verify_chain(request: Request) -> HTMLResponse:
     """Verify the live hash chain of the usage log (exchange.usagelog.verify.verify_store_chain)."""
+    form = await request.form()
+    return await run_in_threadpool(_audit_verify_chain, request, form)
+
+
+def _audit_verify_chain(request: Request, form: Any) -> HTMLResponse:
     from exchange.usagelog.verify import verify_store_chain
 
     require(request, *AUDIT_ROLES)
-    form = await request.form()
     check_csrf(request, form)
     store = request.app.state.service_store
     report = verify_store_chain(store)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import secrets
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from exchange.web import accounts
 from exchange.web.app import AUDIT_ROLES, check_csrf, render, require
@@ -31,6 +34,10 @@ def safe_next(value: str) -> str:
 async def login(request: Request) -> Response:
     """Sign in: a new session with the account's role and a fresh CSRF token."""
     form = await request.form()
+    return await run_in_threadpool(_login, request, form)
+
+
+def _login(request: Request, form: Any) -> Response:
     check_csrf(request, form)
     username = str(form.get("username") or "").strip()
     password = str(form.get("password") or "")
@@ -56,6 +63,10 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     """Sign out (POST with the CSRF token): the session is cleared."""
     form = await request.form()
+    return await run_in_threadpool(_logout, request, form)
+
+
+def _logout(request: Request, form: Any) -> Response:
     check_csrf(request, form)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from exchange.api.core.access import RequestCredentials
 from exchange.api.core.identifiers import HolderCode, check_holder_code
@@ -54,8 +55,12 @@ def counter_page(request: Request) -> HTMLResponse:
 @router.post("/counter", response_class=HTMLResponse)
 async def counter_open(request: Request) -> Response:
     """Search items (keeps what was typed) or open a case for the applicant at the counter."""
-    user = require(request, *CLERK_ROLES)
     form = await request.form()
+    return await run_in_threadpool(_counter_open, request, form)
+
+
+def _counter_open(request: Request, form: Any) -> Response:
+    user = require(request, *CLERK_ROLES)
     check_csrf(request, form)
     values = {"code": str(form.get("code") or "").strip(), "agent": str(form.get("agent") or "").strip(),
               "q": str(form.get("q") or "").strip(), "items": [str(v) for v in form.getlist("items")]}
@@ -182,10 +187,14 @@ def case_page(request: Request, case_number: str) -> Response:
 @router.post("/counter/cases/{case_number}/materials", response_class=HTMLResponse)
 async def upload_material(request: Request, case_number: str) -> Response:
     """Submit a material into the material library for this case (type and size limits apply)."""
+    form = await request.form()
+    return await run_in_threadpool(_upload_material, request, form, case_number)
+
+
+def _upload_material(request: Request, form: Any, case_number: str) -> Response:
     from exchange.materials import MaterialError
 
     user = require(request, *CLERK_ROLES)
-    form = await request.form()
     check_csrf(request, form)
     case = _case(request, user, case_number)
     access = counter_access(request, user)
@@ -198,7 +207,7 @@ async def upload_material(request: Request, case_number: str) -> Response:
     creds = RequestCredentials(None, case["items"][0], case_number, user["username"], None)
     try:
         mt = materials.material_type(material_type)
-        data = await upload.read(mt.max_bytes + 1)
+        data = upload.file.read(mt.max_bytes + 1)
         rec, new = materials.submit(data, media_type=(upload.content_type or "").split(";")[0].strip(),
                                     material_type=material_type, holder_code=case["holder_code"],
                                     submitted_by=user["username"], at=now, filename=upload.filename,
@@ -218,10 +227,14 @@ async def upload_material(request: Request, case_number: str) -> Response:
 @router.post("/counter/cases/{case_number}/materials/{material_id}/verify", response_class=HTMLResponse)
 async def verify_material(request: Request, case_number: str, material_id: str) -> Response:
     """Mark a material of this case verified by the clerk (reusable for its type's period)."""
+    form = await request.form()
+    return await run_in_threadpool(_verify_material, request, form, case_number, material_id)
+
+
+def _verify_material(request: Request, form: Any, case_number: str, material_id: str) -> Response:
     from exchange.materials import MaterialError
 
     user = require(request, *CLERK_ROLES)
-    form = await request.form()
     check_csrf(request, form)
     case = _case(request, user, case_number)
     access = counter_access(request, user)
@@ -242,8 +255,12 @@ async def verify_material(request: Request, case_number: str, material_id: str) 
 @router.post("/counter/cases/{case_number}/accept", response_class=HTMLResponse)
 async def accept_case(request: Request, case_number: str) -> Response:
     """受理: every necessary material is on file or taken at the counter; record what was reused and taken."""
-    user = require(request, *CLERK_ROLES)
     form = await request.form()
+    return await run_in_threadpool(_accept_case, request, form, case_number)
+
+
+def _accept_case(request: Request, form: Any, case_number: str) -> Response:
+    user = require(request, *CLERK_ROLES)
     check_csrf(request, form)
     received = [str(v) for v in form.getlist("received")]
     case = _case(request, user, case_number)

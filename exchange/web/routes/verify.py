@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from exchange.api.exceptions import ApiError
 from exchange.web.app import check_csrf, render, require
@@ -22,15 +25,19 @@ def verify_page(request: Request) -> HTMLResponse:
 @router.post("/counter/verify", response_class=HTMLResponse)
 async def verify_submit(request: Request) -> Response:
     """Verify a pasted or uploaded licence token: signature, issuer, current status, validity."""
+    form = await request.form()
+    return await run_in_threadpool(_verify_submit, request, form)
+
+
+def _verify_submit(request: Request, form: Any) -> Response:
     from certificates import verify_licence
 
     require(request, *CLERK_ROLES, "auditor")
-    form = await request.form()
     check_csrf(request, form)
     token = str(form.get("token") or "").strip()
     upload = form.get("file")
     if upload is not None and not isinstance(upload, str) and upload.filename:
-        raw = await upload.read(MAX_TOKEN + 1)
+        raw = upload.file.read(MAX_TOKEN + 1)
         if len(raw) > MAX_TOKEN:
             return render(request, "verify.html", 413, token="", result=None,
                           error=f"上传的文件超过 {MAX_TOKEN // 1024} KB，不是电子证照文件。请上传签发的 .jws 证照文件。")
@@ -58,11 +65,15 @@ async def verify_submit(request: Request) -> Response:
 @router.post("/counter/verify/print", response_class=HTMLResponse)
 async def verify_print(request: Request) -> Response:
     """Printable copy (with QR code to /verify/{id}) of a presented licence that verifies."""
+    form = await request.form()
+    return await run_in_threadpool(_verify_print, request, form)
+
+
+def _verify_print(request: Request, form: Any) -> Response:
     from certificates import verify_licence
     from certificates.render import render_licence_html
 
     require(request, *CLERK_ROLES, "auditor")
-    form = await request.form()
     check_csrf(request, form)
     token = str(form.get("token") or "").strip()[:MAX_TOKEN]
     result = verify_licence(token, request.app.state.trust.get(), at=clock(request))
