@@ -22,7 +22,8 @@ from fastapi.testclient import TestClient
 from certificates.registry import load_registry
 from exchange.api.deps import CST, get_now
 from exchange.api.main import create_app
-from exchange.onceonly.catalogue import AllOf, AnyOf, MaterialRef, expr_canonical, expr_text, load_catalogue
+from exchange.onceonly.catalogue import (AllOf, AnyOf, MaterialRef, expr_canonical, expr_keys, expr_text,
+                                         load_catalogue)
 from tests.exchange.factories import make_client, purpose_headers
 from tests.pipeline_helpers import data_dir, query, run_steps
 from warehouse.datadir import Layout
@@ -100,25 +101,39 @@ def _counts(c: dict, day: dt.date) -> bool:
             and (start is None or day >= start))
 
 
-def _evaluate(expr, certs: list[dict], day: dt.date, reg) -> tuple[bool, list[dict], list[str]]:
-    """(met, licences used, names still missing)."""
+def _outcome(c: dict, day: dt.date) -> str:
+    """Why a licence on file does (``ok``) or does not count on ``day``."""
+    start, end = _date(c["valid_from"]) or _date(c["issue_date"]), _date(c["valid_until"])
+    if c["status"] != "01":
+        return "status_not_valid"
+    if end is not None and day > end:
+        return "expired"
+    if start is not None and day < start:
+        return "not_yet_valid"
+    return "ok" if c["licence_id"] else "not_signed"
+
+
+def _evaluate(expr, certs: list[dict], day: dt.date, reg) -> tuple[bool, list[dict], list[str], list[tuple]]:
+    """(met, licences used, names still missing, (licence id, reason) of licences that do not count)."""
     if isinstance(expr, str):
         lt = reg.licence_type(expr)
-        usable = [c for c in certs if c["licence_type_code"] == lt.code and _counts(c, day)]
+        mine = [c for c in certs if c["licence_type_code"] == lt.code]
+        usable = [c for c in mine if _outcome(c, day) == "ok"]
         if not usable:
-            return False, [], [lt.name]
+            return False, [], [lt.name], [(c["licence_id"], _outcome(c, day)) for c in mine]
         best = max(usable, key=lambda c: (_date(c["valid_until"]) or dt.date.max, _date(c["issue_date"]) or dt.date.min))
-        return True, [best], []
+        return True, [best], [], []
     if isinstance(expr, MaterialRef):  # the material library is empty here
-        return False, [], [expr.name]
+        return False, [], [expr.name], []
     parts = [_evaluate(m, certs, day, reg) for m in expr.members]
+    rejected = [r for p in parts for r in p[3]]
     if isinstance(expr, AnyOf):
-        for met, used, _ in parts:
+        for met, used, _, _ in parts:
             if met:
-                return True, used, []
-        return False, [], [expr_text(expr, reg)]
+                return True, used, [], []
+        return False, [], [expr_text(expr, reg)], rejected
     assert isinstance(expr, AllOf)
-    return all(p[0] for p in parts), [u for p in parts for u in p[1]], [m for p in parts for m in p[2]]
+    return all(p[0] for p in parts), [u for p in parts for u in p[1]], [m for p in parts for m in p[2]], rejected
 
 
 def expected_answer(items, applicant: str, agent: str | None, certs: dict[str, list[dict]], day: dt.date,
@@ -130,20 +145,21 @@ def expected_answer(items, applicant: str, agent: str | None, certs: dict[str, l
         for m in item.materials:
             # 经办人: the agent given, else a person applying in person is their own; an organisation needs one
             holder = applicant if m.holder == "applicant" else agent or (applicant if person else None)
+            rejected: list[tuple] = []
             if m.satisfied_by is None:
                 key, met, used, missing = ("material", item.code, m.key), False, [], []
             elif holder is None:
                 key, met, used, missing = ("must_submit", m.holder, expr_canonical(m.satisfied_by)), False, [], \
                     [expr_text(m.satisfied_by, reg)]
             else:
-                met, used, missing = _evaluate(m.satisfied_by, certs.get(holder, []), day, reg)
+                met, used, missing, rejected = _evaluate(m.satisfied_by, certs.get(holder, []), day, reg)
                 key = (("on_file", m.holder, tuple(sorted(u["licence_id"] for u in used))) if met
                        else ("must_submit", m.holder, expr_canonical(m.satisfied_by)))
             line = lines.setdefault(key, {
                 "status": "on_file" if met else "must_submit", "holder_role": m.holder,
                 "on_file": [(u["licence_id"], u["issuer_name"], _date(u["valid_until"]) and _date(u["valid_until"]).isoformat())
                             for u in used],
-                "missing": missing, "serves": []})
+                "missing": missing, "not_counted": rejected, "serves": []})
             line["serves"].append((item.code, m.key))
     return list(lines.values())
 
@@ -151,7 +167,8 @@ def expected_answer(items, applicant: str, agent: str | None, certs: dict[str, l
 def actual_answer(body: dict) -> list[dict]:
     return [{"status": r["status"], "holder_role": r["holder_role"],
              "on_file": [(f["licence_id"], f["issuing_department"], f["valid_until"]) for f in r["on_file"]],
-             "missing": r["missing"], "serves": [(s["item_code"], s["material_key"]) for s in r["serves"]]}
+             "missing": r["missing"], "not_counted": [(x["licence_id"], x["reason_code"]) for x in r["not_counted"]],
+             "serves": [(s["item_code"], s["material_key"]) for s in r["serves"]]}
             for r in body["requirements"]]
 
 
@@ -277,3 +294,21 @@ def test_cross_check_findings_are_listed(library, snapshot, service):
     ssc = [line for line in body["requirements"] if line["serves"][0]["material_key"] == "parent_ssc"]
     assert ssc[0]["status"] == "on_file" and ssc[0]["on_file"][0]["issuing_department"] == renshe.name
     assert ask(service, agreeing, "111", None, [item.code])["findings"] == []
+
+
+def test_licences_on_file_that_do_not_count_say_why(snapshot, service):
+    """A holder with an expired or not-valid licence: it is listed under not_counted with its reason."""
+    items = [i for i in CATALOGUE.items if i.applicant_type in ("person", "any")]
+    wanted = {k for i in items for m in i.materials if m.satisfied_by is not None
+              for k in expr_keys(m.satisfied_by)}
+    codes = {load_registry().licence_type(k).code for k in wanted}
+    holders = sorted(code for code, cs in snapshot["certs"].items()
+                     if snapshot["subjects"].get(code, {}).get("kind") == "person"
+                     and any(c["licence_type_code"] in codes and _outcome(c, AT.date()) != "ok" for c in cs))
+    assert holders, "the simulated library holds persons with licences that do not count"
+    code = holders[0]
+    body = ask(service, code, "111", None, [i.code for i in items])
+    expected = expected_answer(items, code, None, snapshot["certs"], AT.date(), True)
+    assert actual_answer(body) == expected
+    reasons = {reason for line in expected for _, reason in line["not_counted"]}
+    assert reasons and reasons <= {"status_not_valid", "expired", "not_yet_valid", "not_signed"}
