@@ -134,7 +134,7 @@ def sign_in(page: Any, hub: Hub, user: tuple[str, str]) -> None:
     page.goto(f"{hub.url}/login")
     page.fill("input[name=username]", user[0])
     page.fill("input[name=password]", user[1])
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")  # not the header's sign-out button when already signed in
 
 
 def text_of(page: Any, selector: str) -> str:

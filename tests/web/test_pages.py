@@ -48,6 +48,10 @@ def test_sign_in_refuses_a_bad_password_and_signs_out(hub, browser):
     sign_in(page, hub, CLERK)
     page.goto(f"{hub.url}/quality")
     assert "/login" in page.url
+    sign_in(page, hub, CLERK)
+    page.goto(f"{hub.url}/audit")
+    assert "此页面仅限审计人员、管理员使用" in text_of(page, "main")
+    shot(page, "forbidden")
     page.context.close()
 
 
