@@ -101,3 +101,29 @@ def create_demo_accounts(store: Any) -> list[tuple[str, str, str]]:
         add_user(store, user, password, role=role, display_name=name)
         out.append((user, role, password))
     return out
+
+
+class SignInThrottle:
+    """Refuses sign-in for a user name after ``limit`` failures within ``window`` seconds (per process)."""
+
+    def __init__(self, limit: int = 5, window: float = 900.0) -> None:
+        import threading
+
+        self.limit, self.window = limit, window
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def wait_seconds(self, username: str, now: float) -> int:
+        """Seconds until ``username`` may try again (0: now)."""
+        with self._lock:
+            recent = [t for t in self._failures.get(username.lower(), []) if now - t < self.window]
+            self._failures[username.lower()] = recent
+            return int(self.window - (now - recent[0])) + 1 if len(recent) >= self.limit else 0
+
+    def failed(self, username: str, now: float) -> None:
+        with self._lock:
+            self._failures.setdefault(username.lower(), []).append(now)
+
+    def succeeded(self, username: str) -> None:
+        with self._lock:
+            self._failures.pop(username.lower(), None)

@@ -122,3 +122,41 @@ def test_sign_in_returns_only_to_local_paths():
     for bad in ("//evil.example/", "/\\evil.example/", "https://evil.example/", "javascript:alert(1)",
                 "/a\\b", "/a\nb", ""):
         assert safe_next(bad) == "", bad
+
+
+def test_sign_in_throttle_after_repeated_failures():
+    throttle = accounts.SignInThrottle(limit=3, window=60)
+    for t in (0, 1, 2):
+        assert throttle.wait_seconds("Zhang", t) == 0
+        throttle.failed("zhang", t)
+    assert throttle.wait_seconds("zhang", 3) == 58  # until the first failure leaves the window
+    assert throttle.wait_seconds("li", 3) == 0
+    assert throttle.wait_seconds("zhang", 61) == 0  # one failure left the window
+    throttle.failed("zhang", 61)
+    throttle.succeeded("zhang")
+    assert throttle.wait_seconds("zhang", 62) == 0
+
+
+def test_sign_in_page_refuses_after_five_failures(layout):
+    from fastapi.testclient import TestClient
+
+    from exchange.api.main import create_app
+    from exchange.web.routes.auth import THROTTLE
+
+    app = create_app(layout, watch_interval=None)
+    with TestClient(app) as client:
+        accounts.add_user(app.state.service_store, "guessme", "the real password", role="auditor")
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
+
+        def attempt(password: str):
+            return client.post("/login", data={"csrf": token, "username": "guessme", "password": password},
+                               follow_redirects=False)
+
+        try:
+            for i in range(5):
+                assert "用户名或密码不正确" in attempt(f"guess {i}").text
+            r = attempt("the real password")
+            assert r.status_code == 401 and "次数过多" in r.text and "分钟后再试" in r.text
+        finally:
+            THROTTLE.succeeded("guessme")
+        assert attempt("the real password").status_code == 303

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 
 from typing import Any
 
@@ -15,6 +16,7 @@ from exchange.web.app import AUDIT_ROLES, check_csrf, render, require
 from exchange.web.exceptions import SignInRefused
 
 router = APIRouter(include_in_schema=False)
+THROTTLE = accounts.SignInThrottle()
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -45,10 +47,14 @@ def _login(request: Request, form: Any) -> Response:
     error = None
     if not username or not password:
         error = "请填写用户名和密码。"
+    elif (wait := THROTTLE.wait_seconds(username, time.monotonic())) > 0:
+        error = f"该用户连续登录失败次数过多，请 {(wait + 59) // 60} 分钟后再试，或联系管理员重置密码。"
     else:
         try:
             account = accounts.authenticate(request.app.state.service_store, username, password)
+            THROTTLE.succeeded(username)
         except SignInRefused:
+            THROTTLE.failed(username, time.monotonic())
             error = "用户名或密码不正确，请重新输入。"
     if error:
         return render(request, "login.html", 401, next=nxt, username=username, error=error)
