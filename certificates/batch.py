@@ -233,8 +233,21 @@ class PayloadEncoder:
         the same bytes, computed column-wise for ordinary rows; the others go row by row
         (and raise what :meth:`encode` raises)."""
         n = len(versions)
-        done = _encode_columns(self, columns, versions, supersedes, credential_status) if n else None
-        ids, bases, data = done if done is not None else ([None] * n, [None] * n, [None] * n)
+        ids: list = []
+        bases: list = []
+        data: list = []
+        for start in range(0, n, _COLUMN_SLICE):  # slices keep every Arrow array one small chunk
+            end = min(n, start + _COLUMN_SLICE)
+            whole = start == 0 and end == n
+            done = _encode_columns(
+                self, columns if whole else {c: v[start:end] for c, v in columns.items()},
+                versions if whole else versions[start:end], supersedes if whole else supersedes[start:end],
+                credential_status if whole or credential_status is None else credential_status[start:end])
+            if done is None:
+                done = ([None] * (end - start),) * 3
+            ids += done[0]
+            bases += done[1]
+            data += done[2]
         for k in range(n):
             if data[k] is None:
                 row = {c: v[k] for c, v in columns.items()}
@@ -330,6 +343,8 @@ _STRIP_CLASS = "".join(f"\\x{{{c:x}}}" for c in range(0x3001) if chr(c).isspace(
 #: A string the column path cannot slot in verbatim: JSON would escape a character of it,
 #: or ``strip()`` would change it. Such rows go through :meth:`PayloadEncoder.encode`.
 _UNCLEAN = rf'["\\\x00-\x1f]|^[{_STRIP_CLASS}]|[{_STRIP_CLASS}]$'
+#: Rows per column-wise pass: Arrow arrays of one chunk, far below the 2 GiB string limit.
+_COLUMN_SLICE = 65_536
 _TEXT_COLUMNS = ("cert_key", "licence_type_code", "issuer_code", "licence_type_name", "cert_number",
                  "issuer_name", "holder_name", "holder_code", "holder_code_type")
 #: ISO 7064 MOD 37,36 step by (running value, digit).
@@ -348,7 +363,10 @@ def _step_table():
 def _utf8_list(arr: Any) -> list[bytes]:
     """The values of a non-null pyarrow ``string`` array as ``bytes``, sliced from its buffers."""
     import numpy as np
+    import pyarrow as pa
 
+    if isinstance(arr, pa.ChunkedArray):
+        return [v for chunk in arr.chunks for v in _utf8_list(chunk)]
     _, offsets, data = arr.buffers()
     off = np.frombuffer(offsets, dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1].tolist()
     raw = data.to_pybytes() if data is not None else b""

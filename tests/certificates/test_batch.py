@@ -294,3 +294,17 @@ def test_the_strip_class_holds_every_character_python_strips():
 
     spaces = {c for c in range(0x110000) if chr(c).isspace()}
     assert {int(h, 16) for h in re.findall(r"\\x\{([0-9a-f]+)\}", _STRIP_CLASS)} == spaces
+
+
+def test_encode_many_in_slices_equals_one_pass(monkeypatch):
+    """Large inputs go column-wise a slice at a time (Arrow string arrays stay one chunk)."""
+    import certificates.batch as batch_module
+
+    rows = [_row(i, issue_date=dt.date(2026, 3, 1), valid_from=None, valid_until=None) for i in range(23)]
+    rows[5]["holder_name"] = " 前后空格 "
+    columns = {c: [r[c] for r in rows] for c in rows[0]}
+    refs = [("list-1", i) if i % 2 else None for i in range(23)]
+    whole = PayloadEncoder(at=AT).encode_many(columns, [1] * 23, [None] * 23, refs)
+    monkeypatch.setattr(batch_module, "_COLUMN_SLICE", 4)
+    assert PayloadEncoder(at=AT).encode_many(columns, [1] * 23, [None] * 23, refs) == whole
+    assert whole[2][5] == PayloadEncoder(at=AT).encode(rows[5], credential_status=refs[5])[2]
