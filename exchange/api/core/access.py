@@ -91,6 +91,35 @@ async def credentials(
                               peer_certificate(request.scope) if "extensions" in request.scope else None)
 
 
+async def credentials_from_headers(request: Request) -> RequestCredentials:
+    """:func:`credentials` without FastAPI's per-parameter validation (hot routes).
+
+    A route using it documents the same headers with ``openapi_extra=CREDENTIAL_OPENAPI``.
+    """
+    h = request.headers
+    return RequestCredentials(_clean(h.get("x-api-key")), _clean(h.get("x-purpose-item")),
+                              _clean(h.get("x-case-number")), _clean(h.get("x-clerk-id")),
+                              _clean(h.get("x-authorisation-code")),
+                              peer_certificate(request.scope) if "extensions" in request.scope else None)
+
+
+def _credential_parameters() -> list[dict[str, Any]]:
+    """The OpenAPI header parameters FastAPI generates for :func:`credentials`, taken from a probe app."""
+    from fastapi import FastAPI
+
+    probe = FastAPI()
+
+    @probe.get("/probe")
+    async def _probe(creds: Annotated[RequestCredentials, Depends(credentials)]) -> None:
+        return None
+
+    return probe.openapi()["paths"]["/probe"]["get"]["parameters"]
+
+
+#: ``openapi_extra`` of a route that reads credentials with :func:`credentials_from_headers`
+CREDENTIAL_OPENAPI: dict[str, Any] = {"parameters": _credential_parameters()}
+
+
 class AccessControl:
     def __init__(self, store: ServiceStore, sealer: IdentifierSealer | SessionSealer, catalogue: Catalogue) -> None:
         self.store = store
@@ -256,3 +285,4 @@ async def get_access(request: Request) -> AccessControl:
 
 AccessDep = Annotated[AccessControl, Depends(get_access)]
 CredentialsDep = Annotated[RequestCredentials, Depends(credentials)]
+HeaderCredentialsDep = Annotated[RequestCredentials, Depends(credentials_from_headers)]

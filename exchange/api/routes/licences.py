@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 
-from exchange.api.core.access import AccessDep, CredentialsDep
+from exchange.api.core.access import CREDENTIAL_OPENAPI, AccessDep, HeaderCredentialsDep
 from exchange.api.core.statuslists import StatusListsDep
 from exchange.api.core.usecopies import UseCopiesDep
 from exchange.api.deps import NowDep, SnapshotDep, TrustDep, request_now
@@ -34,12 +34,13 @@ def decode_payload(token: str) -> dict[str, Any]:
 
 
 @router.get("/licences/{licence_id}", response_model=Licence,
-            responses=error_responses(400, 401, 403, 404, 503))
+            responses=error_responses(400, 401, 403, 404, 503),
+            openapi_extra=CREDENTIAL_OPENAPI)
 async def get_licence(
     request: Request,
     snap: SnapshotDep,
     access: AccessDep,
-    creds: CredentialsDep,
+    creds: HeaderCredentialsDep,
     use_copies: UseCopiesDep,
     licence_id: Annotated[str, Path(description="GB/T 36904 identifier, e.g. 1.2.156.3005.2.…")],
 ) -> Licence:

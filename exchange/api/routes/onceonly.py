@@ -6,7 +6,7 @@ import logging
 
 from fastapi import APIRouter, Request, Response
 
-from exchange.api.core.access import AccessDep, CredentialsDep
+from exchange.api.core.access import CREDENTIAL_OPENAPI, AccessDep, HeaderCredentialsDep
 from exchange.api.core.identifiers import check_holder_code
 from exchange.api.core.materials import MaterialsDep
 from exchange.api.deps import CST, CatalogueDep, SnapshotDep, request_now
@@ -64,9 +64,10 @@ def to_response(res: Resolution, snapshot_id: str,
 
 
 @router.post("/once-only", response_model=OnceOnlyResponse,
-             responses=error_responses(400, 401, 403, 404, 422, 503))
+             responses=error_responses(400, 401, 403, 404, 422, 503),
+             openapi_extra=CREDENTIAL_OPENAPI)
 async def once_only(request: Request, body: OnceOnlyRequest, snap: SnapshotDep, catalogue: CatalogueDep,
-                    access: AccessDep, creds: CredentialsDep, materials: MaterialsDep) -> OnceOnlyResponse:
+                    access: AccessDep, creds: HeaderCredentialsDep, materials: MaterialsDep) -> OnceOnlyResponse:
     """Which materials of the given items are already on file for the applicant (purpose required)."""
     # async: the resolver reads the in-memory index; the usage-log commit is awaited.
     now = request_now(request)

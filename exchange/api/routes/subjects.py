@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 
-from exchange.api.core.access import AccessDep, CredentialsDep
+from exchange.api.core.access import CREDENTIAL_OPENAPI, AccessDep, HeaderCredentialsDep
 from exchange.api.core.identifiers import check_holder_code, uscc_check_error
 from exchange.api.deps import SnapshotDep, request_now
 from exchange.api.exceptions import SubjectNotFound
@@ -21,12 +21,13 @@ log = logging.getLogger("exchange.api.subjects")
 
 
 @router.get("/{code}/certificates", response_model=SubjectCertificates,
-            responses=error_responses(400, 401, 403, 404, 422, 503))
+            responses=error_responses(400, 401, 403, 404, 422, 503),
+            openapi_extra=CREDENTIAL_OPENAPI)
 async def subject_certificates(
     request: Request,
     snap: SnapshotDep,
     access: AccessDep,
-    creds: CredentialsDep,
+    creds: HeaderCredentialsDep,
     code: Annotated[str, Path(description="citizen ID number (GB 11643) or credit code (GB 32100)")],
     code_type: Annotated[Literal["111", "001"] | None, Query(description="force the code type")] = None,
 ) -> SubjectCertificates:
