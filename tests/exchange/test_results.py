@@ -174,3 +174,14 @@ def test_admin_commands_for_issuers(layout):
         assert store.grants_of(ZHUJIAN[0]) == frozenset()  # an issue grant is not a read grant
     finally:
         store.close()
+
+
+def test_a_push_of_only_defective_records_is_quarantined_not_rejected(hub, layout):
+    app, http, keys = hub
+    bad = make_uscc("9", "1", "330106", "70000009")[:-1] + "0"  # wrong check character: flagged, kept
+    resp = push(http, keys["issuer"], [permit(bad, "330106202611200199", holder_code_type="111")])
+    assert resp.status_code == 202, resp.text  # the shape is fine; the holder kind is not
+    steps = run_steps(layout, "hub_results", NOW.date())
+    assert steps["loaded"]["quarantined"] == 1 and steps["loaded"]["certificates_new"] == 0
+    (reasons,) = query(layout.library, "SELECT reasons FROM quarantine WHERE record_key = '330106202611200199'")[0]
+    assert "holder_kind_mismatch" in {r["code"] for r in json.loads(reasons)}
