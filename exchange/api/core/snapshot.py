@@ -136,8 +136,10 @@ class SnapshotIndex:
             name: [shared.setdefault(v, v) for v in self.licences.column(name)]
             for name in ("licence_type_code", "issuer_code", "holder_code", "issued_at", "supersedes")}
         listed = {"licence_id", "cert_key", "version", *self._licence_lists}
-        self._licence_arrow = {name: self.licences.table.column(name).combine_chunks()
-                               for name in self.licences.names if name not in listed}
+        columns = {name: self.licences.table.column(name) for name in self.licences.names if name not in listed}
+        # One chunk after _Table's combine_chunks: take it as is (combining again would copy the tokens).
+        self._licence_arrow = {name: col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+                               for name, col in columns.items()}
 
     @classmethod
     def load(cls, conn: Any) -> "SnapshotIndex":
