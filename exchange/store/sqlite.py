@@ -623,6 +623,24 @@ class LogWriter:
         if thread is not None:
             self._queue.put(None)
             thread.join()
+        # Anything queued after the stop mark (a request racing the shutdown) is refused, not left waiting.
+        late = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                late.append((item[1], StoreError(f"usage log of {self.store.path} closed before this record "
+                                                 "was written", code="store_closed")))
+        for fut, exc in late:
+            if isinstance(fut, Future):
+                _settle([(fut, exc)])
+            else:
+                try:
+                    fut.get_loop().call_soon_threadsafe(_settle, [(fut, exc)])
+                except RuntimeError:
+                    pass
 
     def _run(self, db: sqlite3.Connection) -> None:
         try:

@@ -123,3 +123,19 @@ def test_session_sealer_values_open_with_the_auditor_key_and_never_repeat():
     other = X25519PrivateKey.generate()
     with pytest.raises(Exception, match="does not open"):
         open_identifier(values[0], other)
+
+
+def test_record_queued_after_the_writer_stopped_is_refused_not_left_waiting(tmp_path):
+    from concurrent.futures import Future
+
+    from exchange.store.base import StoreError
+
+    store = SqliteStore(tmp_path / "service.sqlite")
+    store.append_log({"action": "first"}, at=AT)  # starts the writer
+    writer = store._writer
+    writer._queue.put(None)  # the writer stops here …
+    late: Future = Future()
+    writer._queue.put((log_template({"action": "late"}, AT), late))  # … and this one races it
+    store.close()
+    with pytest.raises(StoreError, match="closed before"):
+        late.result(timeout=5)
