@@ -85,14 +85,15 @@ def decode_entry(bitstring: bytes, index: int) -> int:
 
 def sign_status_list(*, list_id: str, issuer_code: str, kid: str, private_key: Any,
                      statuses: Mapping[int, str], at: dt.datetime,
-                     validity: dt.timedelta = DEFAULT_VALIDITY) -> str:
-    """The signed status list (compact JWS) valid from ``at`` for ``validity``."""
+                     validity: dt.timedelta = DEFAULT_VALIDITY, until: dt.datetime | None = None) -> str:
+    """The signed status list (compact JWS) valid from ``at`` for ``validity`` (or until ``until``)."""
     at = aware(at).astimezone(CST)
+    end = aware(until).astimezone(CST) if until is not None else at + validity
     payload = {"format": FORMAT, "list": list_id, "issuer": issuer_code, "statusPurpose": "message",
                "statusSize": STATUS_SIZE, "statusMessage": STATUS_MESSAGES, "size": LIST_SIZE,
                "encodedList": encode_list(statuses),
                "validFrom": at.isoformat(timespec="seconds"),
-               "validUntil": (at + validity).isoformat(timespec="seconds")}
+               "validUntil": end.isoformat(timespec="seconds")}
     head = b64url(canonical_json({"alg": "Ed25519", "kid": kid, "typ": TOKEN_TYPE, "ver": 1}))
     signing_input = f"{head}.{b64url(canonical_json(payload))}"
     return f"{signing_input}.{b64url(private_key.sign(signing_input.encode('ascii')))}"

@@ -39,8 +39,13 @@ class BuildResult:
 
 
 def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode: str | None = None,
-                  batch_size: int | None = None, workers: int | None = None) -> BuildResult:
+                  batch_size: int | None = None, workers: int | None = None,
+                  published_at: dt.datetime | None = None) -> BuildResult:
     """Sign licences for certificates that lack one at their current version.
+
+    ``published_at`` is the moment the status lists really go out (default ``at``): their
+    validity window runs from ``at`` to ``published_at`` + the list validity, so a build for
+    a past logical date (a backfill, the demo's simulated days) still verifies today.
 
     ``mode`` ``batch`` (default, or ``ONEWINDOW_LICENCE_MODE``) or ``single``;
     ``batch_size`` leaves per Merkle tree (``ONEWINDOW_LICENCE_BATCH_SIZE``, default 4096);
@@ -72,7 +77,7 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode
             issued, reissued = issue_rows(con, pending, keyring=keyring, assigner=assigner, mode=mode, at=at,
                                           prefix=stamp, chunk=chunk, batch_size=batch_size, workers=workers)
             total = con.execute("SELECT count(*) FROM licences").fetchone()[0]
-            publish_status_lists(con, keyring, layout, at=at)
+            publish_status_lists(con, keyring, layout, at=at, published_at=published_at)
         finally:
             con.close()
     return BuildResult(issued, reissued, total)
@@ -196,7 +201,8 @@ class _StatusAssigner:
                         [list_id, issuer, seed, used])
 
 
-def publish_status_lists(con, keyring, layout: Layout, *, at: dt.datetime) -> int:
+def publish_status_lists(con, keyring, layout: Layout, *, at: dt.datetime,
+                         published_at: dt.datetime | None = None) -> int:
     """Sign every status list from the certificates' current status and publish it under
     ``<data-dir>/status`` (and in ``status_lists``); returns how many lists were written."""
     from certificates.statuslist import DEFAULT_VALIDITY, sign_status_list, write_list
@@ -211,12 +217,15 @@ def publish_status_lists(con, keyring, layout: Layout, *, at: dt.datetime) -> in
         entries.setdefault(list_id, {})[index] = status
     lists = con.execute("SELECT list_id, issuer_code FROM status_lists ORDER BY list_id").fetchall()
     valid_from = at.astimezone(CST).replace(tzinfo=None)
+    from certificates._time import aware
+
+    until = max(aware(at), aware(published_at or at)).astimezone(CST) + validity
     for list_id, issuer_code in lists:
         issuer = keyring.issuer(issuer_code)
         token = sign_status_list(list_id=list_id, issuer_code=issuer_code, kid=issuer.kid,
                                  private_key=issuer.private_key, statuses=entries.get(list_id, {}), at=at,
-                                 validity=validity)
+                                 until=until)
         con.execute("UPDATE status_lists SET token = ?, valid_from = ?, valid_until = ? WHERE list_id = ?",
-                    [token, valid_from, valid_from + validity, list_id])
+                    [token, valid_from, until.replace(tzinfo=None), list_id])
         write_list(layout.root / "status", list_id, token)
     return len(lists)

@@ -177,3 +177,26 @@ def test_printable_copy_has_a_qr_code_to_the_verify_page_and_refuses_forgeries(t
         assert client.post("/licences/print", json={"token": f"{h}.{forged}.{s}"}).status_code == 422
         assert client.get("/verify/1.2.156.3005.2.nope").status_code == 404
     assert re.search(r"<svg[^>]*>", qr_svg("x"))
+
+
+def test_a_build_for_a_past_date_publishes_lists_usable_after_the_real_publication(tmp_path, monkeypatch):
+    """A backfill (or the demo's simulated days) publishes today: the list covers ``at`` up to
+    ``published_at`` + validity, so licences verify now and still go stale two days later."""
+    monkeypatch.setenv("ONEWINDOW_ENV", "development")
+    from certificates import TrustStore, verify_licence
+    from tests.pipeline_helpers import query
+    from tests.warehouse.test_build import _library
+    from warehouse.build import issue_pending
+
+    layout = _library(tmp_path, 3, statuses=("01", "03", "01"))
+    published = AT + dt.timedelta(days=20)
+    issue_pending(layout, at=AT, published_at=published)
+    trust = TrustStore.from_dir(layout.trust)
+    lists = StatusLists.from_dir(layout.root / "status", trust)
+    rows = query(layout.library, "SELECT l.token, c.status FROM licences l JOIN certificates c USING (cert_key)")
+    for token, status in rows:
+        expected = "valid" if status == "01" else "revoked"
+        assert verify_licence(token, trust, at=CHECK_AT, status_source=lists).code == expected
+        assert verify_licence(token, trust, at=published + dt.timedelta(days=1), status_source=lists).code == expected
+        late = verify_licence(token, trust, at=published + dt.timedelta(days=3), status_source=lists)
+        assert late.code == "status_unavailable"
