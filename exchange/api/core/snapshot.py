@@ -72,32 +72,46 @@ def _textual_dates(table: pa.Table) -> pa.Table:
     return table
 
 
+def _shared(values: list[Any]) -> list[Any]:
+    """The list with one object per distinct string: status codes, type names, dates and issuers
+    repeat across millions of rows, and ``to_pylist`` makes a new string for every row."""
+    seen: dict[str, str] = {}
+    return [seen.setdefault(v, v) if type(v) is str else v for v in values]
+
+
 class _Table:
     """An Arrow table and the Python row view of a position.
 
-    With ``materialize`` the columns are also held as Python lists, so a row is a
-    dict built from list items (~1 µs per field) rather than from Arrow scalars
-    (~5x slower); that costs roughly the table's size again in memory.
+    With ``materialize`` the columns are also held as Python lists (repeated strings
+    shared), so a row is a dict built from list items (~1 µs per field) rather than from
+    Arrow scalars (~5x slower). Without ``combine`` the Arrow columns keep DuckDB's
+    chunks: combining copies them, and for the licence tokens that is gigabytes at 1M
+    persons.
     """
 
-    def __init__(self, table: pa.Table, *, materialize: bool) -> None:
-        self.table = _textual_dates(table).combine_chunks()
+    def __init__(self, table: pa.Table, *, materialize: bool, combine: bool = True,
+                 cold: tuple[str, ...] = ()) -> None:
+        self.table = _textual_dates(table)
+        if combine:
+            self.table = self.table.combine_chunks()
         self.names = self.table.column_names
-        self._lists: list[list[Any]] | None = None
-        if materialize:
-            self._lists = [self.table.column(i).to_pylist() for i in range(self.table.num_columns)]
+        self._lists: list[list[Any] | None] | None = None
+        if materialize:  # ``cold`` columns (not read on the request path) stay in Arrow only
+            self._lists = [None if n in cold else _shared(self.table.column(i).to_pylist())
+                           for i, n in enumerate(self.names)]
 
     def __len__(self) -> int:
         return self.table.num_rows
 
     def column(self, name: str) -> list[Any]:
-        if self._lists is not None:
-            return self._lists[self.names.index(name)]
+        if self._lists is not None and (values := self._lists[self.names.index(name)]) is not None:
+            return values
         return self.table.column(name).to_pylist()
 
     def row(self, pos: int) -> dict[str, Any]:
         if self._lists is not None:
-            return {n: col[pos] for n, col in zip(self.names, self._lists)}
+            return {n: (col[pos] if col is not None else self.table.column(i)[pos].as_py())
+                    for i, (n, col) in enumerate(zip(self.names, self._lists))}
         return {n: self.table.column(i)[pos].as_py() for i, n in enumerate(self.names)}
 
 
@@ -106,9 +120,10 @@ class SnapshotIndex:
 
     def __init__(self, subjects: pa.Table, certificates: pa.Table, licences: pa.Table) -> None:
         self.subjects = _Table(subjects, materialize=True)
-        self.certificates = _Table(certificates, materialize=True)
+        self.certificates = _Table(certificates, materialize=True,
+                                   cold=("extension", "row_hash", "changed_interval"))
         # Tokens are large and fetched one at a time: they stay in Arrow only.
-        self.licences = _Table(licences, materialize=False)
+        self.licences = _Table(licences, materialize=False, combine=False)
         self._subject_pos = {c: i for i, c in enumerate(self.subjects.column("subject_code"))}
         self._cert_pos: dict[str, int] = {}
         self._certs_by_holder: dict[str, list[int]] = {}
@@ -136,10 +151,9 @@ class SnapshotIndex:
             name: [shared.setdefault(v, v) for v in self.licences.column(name)]
             for name in ("licence_type_code", "issuer_code", "holder_code", "issued_at", "supersedes")}
         listed = {"licence_id", "cert_key", "version", *self._licence_lists}
-        columns = {name: self.licences.table.column(name) for name in self.licences.names if name not in listed}
-        # One chunk after _Table's combine_chunks: take it as is (combining again would copy the tokens).
-        self._licence_arrow = {name: col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
-                               for name, col in columns.items()}
+        # Chunked as DuckDB returned them: indexing finds the chunk (combining would copy the tokens).
+        self._licence_arrow = {name: self.licences.table.column(name)
+                               for name in self.licences.names if name not in listed}
 
     @classmethod
     def load(cls, conn: Any) -> "SnapshotIndex":
