@@ -6,14 +6,16 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import quality
 from quality import standards
 from tests.quality.factories import DIVISIONS, MAKERS, write_batch
 
-cjk = st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5), min_size=1, max_size=12)
+# "锟斤拷" is CJK but is the mark of a GBK round trip gone wrong (mis_encoded_text), never a real name
+cjk = st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5), min_size=1, max_size=12).filter(
+    lambda s: "锟斤拷" not in s)
 dates = st.dates(min_value=dt.date(1950, 1, 1), max_value=dt.date(2026, 10, 31))
 
 
@@ -35,7 +37,9 @@ def person_rows(draw: st.DrawFn) -> dict:
     term = 5 if age < 16 else 10 if age < 26 else 20 if age < 46 else 0
     until = (draw(st.sampled_from(["", None])) if term == 0
              else _add_years(issue, term).isoformat())  # 居民身份证: validity by age at issue
-    return MAKERS["persons"](id_number=ric, name=draw(cjk) + draw(st.sampled_from(["", "·" ])) + draw(cjk),
+    name = draw(cjk) + draw(st.sampled_from(["", "·" ])) + draw(cjk)
+    assume("锟斤拷" not in name)
+    return MAKERS["persons"](id_number=ric, name=name,
                              birth_date=birth.isoformat(), address=draw(cjk),
                              id_card_issue_date=issue.isoformat(), id_card_valid_until=until)
 
@@ -67,6 +71,9 @@ def test_valid_rows_all_pass(tmp_path_factory: pytest.TempPathFactory, case: tup
     tmp: Path = tmp_path_factory.mktemp("clean")
     raw = write_batch(rows, dataset, tmp / "raw.parquet")
     result = quality.check_batch(raw, dataset, run_id="clean", out_dir=tmp / "out")
-    assert (result.passed, result.quarantined, result.flagged) == (len(rows), 0, 0)
+    import pyarrow.parquet as pq
+
+    reasons = [r["_reasons"] for r in pq.read_table(result.quarantine_path).to_pylist()]
+    assert (result.passed, result.quarantined, result.flagged) == (len(rows), 0, 0), reasons
     assert result.gx_success is True
     assert set(result.per_rule.values()) == {0}
