@@ -14,6 +14,7 @@ the last good one keeps serving.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import os
 import threading
@@ -365,6 +366,11 @@ class SnapshotStore:
             log.info("serving snapshot %s (%s) %s", new.snapshot_id, new.name, new.index.counts())
             if old is not None:
                 old.retire()
+            # The index is millions of long-lived objects: keep the cyclic GC from walking them on
+            # every full collection (pauses of 100 ms+ in the middle of requests). Objects of a
+            # retired snapshot are still freed by reference counting when it closes.
+            gc.collect()
+            gc.freeze()
         finally:
             self._load_lock.release()
 
