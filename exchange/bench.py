@@ -102,13 +102,17 @@ def bench_licences(workdir: Path, licences: int | None = None) -> dict[str, dict
 def bench_serve(workdir: Path, console: Console | None = None) -> dict[str, dict]:
     """The hub on loopback under wrk (32 connections) vs a bare FastAPI endpoint: lookup, once-only, sustained.
 
-    ``ONEWINDOW_BENCH_SERVE_PERSONS`` (default 1,000,000) persons go through the real pipeline
+    ``ONEWINDOW_BENCH_SERVE_PERSONS`` (default 200,000) persons go through the real pipeline
     into a published snapshot; ``ONEWINDOW_BENCH_SERVE_SECONDS`` (15) per measured run,
     ``ONEWINDOW_BENCH_SUSTAINED_SECONDS`` (60) for the sustained run. See exchange/serve_bench.py.
+
+    The issue asks for >= 1M persons. Not the default yet: the snapshot index keeps Python
+    objects per certificate field, and at 1M persons the service grew past 17 GB and was
+    killed (out of memory) while loading; a columnar index comes first (issue 5 notes).
     """
     from exchange.serve_bench import bench_serve as serve
 
-    persons = int(os.environ.get("ONEWINDOW_BENCH_SERVE_PERSONS", 1_000_000))
+    persons = int(os.environ.get("ONEWINDOW_BENCH_SERVE_PERSONS", 200_000))
     return serve(workdir, persons, console, seconds=float(os.environ.get("ONEWINDOW_BENCH_SERVE_SECONDS", 15)),
                  sustained_seconds=float(os.environ.get("ONEWINDOW_BENCH_SUSTAINED_SECONDS", 60)))
 
