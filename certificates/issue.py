@@ -109,23 +109,52 @@ def make_jobs(columns: dict[str, Sequence[Any]], versions: Sequence[int], supers
     return jobs
 
 
+class JobRunner:
+    """Runs jobs for a whole build: in this process, or in one process pool started once
+    (when ``workers`` > 1 and ``rows``, the build's total, is at least ``PARALLEL_MIN_ROWS``)
+    and kept for every chunk, so a 1M-row build pays the pool's start-up once and the
+    caller can store one chunk while the workers sign the next (:meth:`submit` returns at
+    once). ``keys`` must hold every ``kid`` the jobs will name."""
+
+    def __init__(self, keys: dict[str, Ed25519PrivateKey], *, mode: str, at: dt.datetime,
+                 workers: int | None = None, rows: int = 0) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.keys, self.mode, self.at = keys, mode, at
+        workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+        self.pool: ProcessPoolExecutor | None = None
+        if workers > 1 and rows >= PARALLEL_MIN_ROWS:
+            raw = {kid: k.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                        serialization.NoEncryption()) for kid, k in keys.items()}
+            # forkserver: the caller may hold DuckDB threads, which fork() must not copy
+            ctx = multiprocessing.get_context("forkserver")
+            # the column-wise encoder's libraries too: imported once in the server, not in every worker
+            ctx.set_forkserver_preload(["certificates.issue", "numpy", "pyarrow", "pyarrow.compute"])
+            # an executor, not a Pool: a worker that dies raises BrokenProcessPool instead of respawning forever
+            self.pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(raw,))
+
+    def submit(self, jobs: Sequence[Job]) -> Iterator[JobResult]:
+        """Results in job order. With a pool every job is queued now; in-process, the jobs
+        run as the iterator is consumed."""
+        if self.pool is None or len(jobs) < 2:
+            return (run_job(job, self.mode, self.at, self.keys) for job in jobs)
+        return self.pool.map(_run, [(job, self.mode, self.at) for job in jobs])
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def __enter__(self) -> "JobRunner":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def run_jobs(jobs: Sequence[Job], keys: dict[str, Ed25519PrivateKey], *, mode: str, at: dt.datetime,
              workers: int | None = None) -> Iterator[JobResult]:
     """Results in job order; a process pool when ``workers`` > 1 and the jobs are big enough."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
     rows = sum(len(j.versions) for j in jobs)
-    if workers <= 1 or len(jobs) < 2 or rows < PARALLEL_MIN_ROWS:
-        for job in jobs:
-            yield run_job(job, mode, at, keys)
-        return
-    raw = {kid: k.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                serialization.NoEncryption()) for kid, k in keys.items()}
-    # forkserver: the caller may hold DuckDB threads, which fork() must not copy
-    ctx = multiprocessing.get_context("forkserver")
-    # the column-wise encoder's libraries too: imported once in the server, not in every worker
-    ctx.set_forkserver_preload(["certificates.issue", "numpy", "pyarrow", "pyarrow.compute"])
-    # an executor, not a Pool: a worker that dies raises BrokenProcessPool instead of respawning forever
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(raw,)) as pool:
-        yield from pool.map(_run, [(job, mode, at) for job in jobs])
+    with JobRunner(keys, mode=mode, at=at, workers=workers if len(jobs) >= 2 else 1, rows=rows) as runner:
+        yield from runner.submit(jobs)

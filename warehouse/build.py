@@ -88,66 +88,93 @@ def issue_rows(con, pending: pa.Table, *, keyring, assigner: "_StatusAssigner", 
     """Issue and store licences for ``pending`` rows (``ROW_COLUMNS`` + ``version`` +
     ``prev_licence_id``), ``chunk`` rows per transaction: status list entries, payloads,
     signatures or Merkle proofs, the ``licences`` and ``licence_batches`` rows. Returns
-    (issued, reissued). The build and the licence benchmark both run exactly this."""
-    from certificates.issue import make_jobs, run_jobs
+    (issued, reissued). The build and the licence benchmark both run exactly this.
+
+    One worker pool serves every chunk, and chunk k+1 is queued to it before chunk k is
+    stored, so the DuckDB insert overlaps the signing. Each chunk's transaction records the
+    status list fill as of that chunk, so a crash leaves no entry handed out twice."""
+    import pyarrow.compute as pc
+
+    from certificates.issue import JobRunner, make_jobs
 
     issued = reissued = 0
     issued_at = at.astimezone(CST).replace(tzinfo=None)  # naive China Standard Time, as stored elsewhere
-    for offset in range(0, pending.num_rows, chunk):
-        part = pending.slice(offset, chunk)
-        cols = {c: part.column(c).to_pylist() for c in part.column_names}
-        kids = [keyring.issuer(code).kid for code in cols["issuer_code"]]
-        refs = assigner.assign(cols["issuer_code"])
-        keys = {keyring.issuer(code).kid: keyring.issuer(code).private_key
-                for code in set(cols["issuer_code"])}
-        jobs = make_jobs(cols, cols["version"], cols["prev_licence_id"], kids,
-                         prefix=f"{prefix}-{offset // chunk:04d}", batch_size=batch_size,
-                         status_refs=refs)
-        out: dict[str, list] = {k: [] for k in LICENCE_COLUMNS}
-        batches: dict[str, list] = {k: [] for k in ("batch_id", "issuer_code", "kid", "size", "root",
-                                                    "root_jws", "issued_at")}
-        for job, result in zip(jobs, run_jobs(jobs, keys, mode=mode, at=at, workers=workers)):
-            n = len(result.tokens)
-            cert_keys, types, holders, issuers = job.columns[0], job.columns[1], job.columns[4], job.columns[8]
-            out["licence_id"] += result.licence_ids
-            out["base_id"] += result.base_ids
-            out["cert_key"] += cert_keys
-            out["version"] += job.versions
-            out["token"] += result.tokens
-            out["issued_at"] += [issued_at] * n
-            out["supersedes"] += job.supersedes
-            out["issuer_code"] += issuers
-            out["licence_type_code"] += types
-            out["holder_code"] += holders
-            out["mode"] += [mode] * n
-            out["batch_id"] += [result.batch_id if mode == "batch" else None] * n
-            out["status_list"] += [r[0] for r in job.status_refs or ()]
-            out["status_index"] += [r[1] for r in job.status_refs or ()]
-            reissued += sum(1 for p in job.supersedes if p)
-            issued += sum(1 for p in job.supersedes if not p)
-            if mode == "batch":
-                for k, v in (("batch_id", result.batch_id), ("issuer_code", issuers[0]),
-                             ("kid", job.kid), ("size", n), ("root", result.root),
-                             ("root_jws", result.root_jws), ("issued_at", issued_at)):
-                    batches[k].append(v)
-        new = pa.table(out, schema=pa.schema([
-            (c, pa.int32() if c in ("version", "status_index") else
-             pa.timestamp("us") if c == "issued_at" else pa.string()) for c in LICENCE_COLUMNS]))
-        new_batches = pa.table(batches, schema=pa.schema([
-            ("batch_id", pa.string()), ("issuer_code", pa.string()), ("kid", pa.string()),
-            ("size", pa.int32()), ("root", pa.string()), ("root_jws", pa.string()),
-            ("issued_at", pa.timestamp("us"))]))
-        cols_sql = ", ".join(LICENCE_COLUMNS)
-        con.execute("BEGIN")
+    codes = pc.unique(pending.column("issuer_code")).to_pylist() if pending.num_rows else []
+    keys = {keyring.issuer(code).kid: keyring.issuer(code).private_key for code in codes}
+    with JobRunner(keys, mode=mode, at=at, workers=workers, rows=pending.num_rows) as runner:
+        inflight = None
+        for offset in range(0, pending.num_rows, chunk):
+            part = pending.slice(offset, chunk)
+            cols = {c: part.column(c).to_pylist() for c in part.column_names}
+            kids = [keyring.issuer(code).kid for code in cols["issuer_code"]]
+            refs = assigner.assign(cols["issuer_code"])
+            jobs = make_jobs(cols, cols["version"], cols["prev_licence_id"], kids,
+                             prefix=f"{prefix}-{offset // chunk:04d}", batch_size=batch_size,
+                             status_refs=refs)
+            results = runner.submit(jobs)
+            if inflight is not None:
+                n_issued, n_reissued = _store_chunk(con, *inflight, mode=mode, issued_at=issued_at)
+                issued, reissued = issued + n_issued, reissued + n_reissued
+            inflight = (jobs, results, assigner.fill())
+        if inflight is not None:
+            n_issued, n_reissued = _store_chunk(con, *inflight, mode=mode, issued_at=issued_at)
+            issued, reissued = issued + n_issued, reissued + n_reissued
+    return issued, reissued
+
+
+def _store_chunk(con, jobs, results, fill: dict[str, list], *, mode: str,
+                 issued_at: dt.datetime) -> tuple[int, int]:
+    """Collect one chunk's results and store them, with the status list ``fill``, in one transaction."""
+    issued = reissued = 0
+    out: dict[str, list] = {k: [] for k in LICENCE_COLUMNS}
+    batches: dict[str, list] = {k: [] for k in ("batch_id", "issuer_code", "kid", "size", "root",
+                                                "root_jws", "issued_at")}
+    for job, result in zip(jobs, results):
+        n = len(result.tokens)
+        cert_keys, types, holders, issuers = job.columns[0], job.columns[1], job.columns[4], job.columns[8]
+        out["licence_id"] += result.licence_ids
+        out["base_id"] += result.base_ids
+        out["cert_key"] += cert_keys
+        out["version"] += job.versions
+        out["token"] += result.tokens
+        out["issued_at"] += [issued_at] * n
+        out["supersedes"] += job.supersedes
+        out["issuer_code"] += issuers
+        out["licence_type_code"] += types
+        out["holder_code"] += holders
+        out["mode"] += [mode] * n
+        out["batch_id"] += [result.batch_id if mode == "batch" else None] * n
+        out["status_list"] += [r[0] for r in job.status_refs or ()]
+        out["status_index"] += [r[1] for r in job.status_refs or ()]
+        reissued += sum(1 for p in job.supersedes if p)
+        issued += sum(1 for p in job.supersedes if not p)
+        if mode == "batch":
+            for k, v in (("batch_id", result.batch_id), ("issuer_code", issuers[0]),
+                         ("kid", job.kid), ("size", n), ("root", result.root),
+                         ("root_jws", result.root_jws), ("issued_at", issued_at)):
+                batches[k].append(v)
+    new = pa.table(out, schema=pa.schema([
+        (c, pa.int32() if c in ("version", "status_index") else
+         pa.timestamp("us") if c == "issued_at" else pa.string()) for c in LICENCE_COLUMNS]))
+    new_batches = pa.table(batches, schema=pa.schema([
+        ("batch_id", pa.string()), ("issuer_code", pa.string()), ("kid", pa.string()),
+        ("size", pa.int32()), ("root", pa.string()), ("root_jws", pa.string()),
+        ("issued_at", pa.timestamp("us"))]))
+    cols_sql = ", ".join(LICENCE_COLUMNS)
+    con.execute("BEGIN")
+    try:
         con.register("new_licences", new)
         con.register("new_batches", new_batches)
         con.execute("DELETE FROM licences WHERE licence_id IN (SELECT licence_id FROM new_licences)")
         con.execute(f"INSERT INTO licences ({cols_sql}) SELECT {cols_sql} FROM new_licences")
         con.execute("INSERT OR REPLACE INTO licence_batches SELECT * FROM new_batches")
-        assigner.save(con)
+        _StatusAssigner.save_fill(con, fill)
         con.unregister("new_licences")
         con.unregister("new_batches")
         con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
     return issued, reissued
 
 
@@ -194,8 +221,16 @@ class _StatusAssigner:
             entry[2] += 1
         return out
 
+    def fill(self) -> dict[str, list]:
+        """Each list's [issuer_code, seed, used] as of now (a copy, for :meth:`save_fill`)."""
+        return {list_id: list(entry) for list_id, entry in self.lists.items()}
+
     def save(self, con) -> None:
-        for list_id, (issuer, seed, used) in self.lists.items():
+        self.save_fill(con, self.lists)
+
+    @staticmethod
+    def save_fill(con, fill: dict[str, list]) -> None:
+        for list_id, (issuer, seed, used) in fill.items():
             con.execute("""INSERT INTO status_lists (list_id, issuer_code, seed, used) VALUES (?, ?, ?, ?)
                            ON CONFLICT (list_id) DO UPDATE SET used = excluded.used""",
                         [list_id, issuer, seed, used])
