@@ -5,7 +5,8 @@ current one in ``snapshots/CURRENT`` (replaced atomically). :class:`SnapshotStor
 stats that pointer on every lease (about a microsecond) and a background thread does
 the same every second, so a new snapshot is picked up without a restart. A swap opens
 the new file read-only, loads ``subjects``, ``certificates`` and ``licences`` into
-Arrow tables with dict indexes (holder_code / licence_id / cert_key → row positions),
+Arrow tables with dict indexes (holder_code / licence_id / cert_key → row positions; rows
+become Python dicts only when a request reads them),
 then replaces the current snapshot under a lock. The old one is closed when its last
 lease (in-flight request) ends. A snapshot that fails to open is logged and skipped:
 the last good one keeps serving.
@@ -17,6 +18,7 @@ import datetime as dt
 import gc
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -73,147 +75,170 @@ def _textual_dates(table: pa.Table) -> pa.Table:
     return table
 
 
-def _shared(values: list[Any]) -> list[Any]:
-    """The list with one object per distinct string: status codes, type names, dates and issuers
-    repeat across millions of rows, and ``to_pylist`` makes a new string for every row."""
-    seen: dict[str, str] = {}
-    return [seen.setdefault(v, v) if type(v) is str else v for v in values]
+#: DuckDB memory limit of a served snapshot's connection (its cache of table blocks)
+DUCKDB_MEMORY_LIMIT = "256MB"
+
+#: rows per record batch when a table is streamed into its memory-mapped file
+_BATCH_ROWS = 32_768
 
 
-class _Table:
-    """An Arrow table and the Python row view of a position.
+def _mapped(reader: pa.RecordBatchReader, directory: Path) -> pa.Table:
+    """Stream ``reader`` (dates as text) into an Arrow IPC file in ``directory``, memory-map it and
+    unlink it: the mapping keeps the data until the table is freed, and no file is left behind."""
+    schema = _textual_dates(reader.schema.empty_table()).schema
+    try:
+        fd, name = tempfile.mkstemp(prefix=".index-", suffix=".arrow", dir=directory)
+    except OSError:  # directory not writable for the service: the system's temporary directory
+        fd, name = tempfile.mkstemp(prefix="onewindow-index-", suffix=".arrow")
+    os.close(fd)
+    try:
+        with pa.OSFile(name, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            for batch in reader:
+                for part in _textual_dates(pa.Table.from_batches([batch])).to_batches():
+                    writer.write_batch(part)
+        # not closed here: the table's buffers hold the mapping, which ends when they are freed
+        return pa.ipc.open_file(pa.memory_map(name)).read_all()
+    finally:
+        os.unlink(name)
 
-    With ``materialize`` the columns are also held as Python lists (repeated strings
-    shared), so a row is a dict built from list items (~1 µs per field) rather than from
-    Arrow scalars (~5x slower). Without ``combine`` the Arrow columns keep DuckDB's
-    chunks: combining copies them, and for the licence tokens that is gigabytes at 1M
-    persons.
-    """
 
-    def __init__(self, table: pa.Table, *, materialize: bool, combine: bool = True,
-                 cold: tuple[str, ...] = ()) -> None:
-        self.table = _textual_dates(table)
-        if combine:
-            self.table = self.table.combine_chunks()
-        self.names = self.table.column_names
-        self._lists: list[list[Any] | None] | None = None
-        if materialize:  # ``cold`` columns (not read on the request path) stay in Arrow only
-            self._lists = [None if n in cold else _shared(self.table.column(i).to_pylist())
-                           for i, n in enumerate(self.names)]
+#: a holder's certificate run is packed in one int: first row << _RUN_BITS | count
+_RUN_BITS = 20
+_RUN_LIMIT = 1 << _RUN_BITS
 
-    def __len__(self) -> int:
-        return self.table.num_rows
 
-    def column(self, name: str) -> list[Any]:
-        if self._lists is not None and (values := self._lists[self.names.index(name)]) is not None:
-            return values
-        return self.table.column(name).to_pylist()
-
-    def row(self, pos: int) -> dict[str, Any]:
-        if self._lists is not None:
-            return {n: (col[pos] if col is not None else self.table.column(i)[pos].as_py())
-                    for i, (n, col) in enumerate(zip(self.names, self._lists))}
-        return {n: self.table.column(i)[pos].as_py() for i, n in enumerate(self.names)}
+def _row_dicts(table: pa.Table, start: int, count: int) -> list[dict[str, Any]]:
+    """Rows ``start … start+count`` as dicts, converted from Arrow when a request reads them."""
+    return table.slice(start, count).to_pylist()
 
 
 class SnapshotIndex:
-    """In-memory lookup data of one snapshot; implements ``exchange.onceonly.resolver.Records``."""
+    """In-memory lookup data of one snapshot; implements ``exchange.onceonly.resolver.Records``.
 
-    def __init__(self, subjects: pa.Table, certificates: pa.Table, licences: pa.Table) -> None:
-        self.subjects = _Table(subjects, materialize=True)
-        self.certificates = _Table(certificates, materialize=True,
-                                   cold=("extension", "row_hash", "changed_interval"))
-        # Tokens are large and fetched one at a time: they stay in Arrow only.
-        self.licences = _Table(licences, materialize=False, combine=False)
-        self._subject_pos = {c: i for i, c in enumerate(self.subjects.column("subject_code"))}
-        self._cert_pos: dict[str, int] = {}
-        self._certs_by_holder: dict[str, list[int]] = {}
-        for i, (key, holder) in enumerate(zip(self.certificates.column("cert_key"),
-                                              self.certificates.column("holder_code"))):
-            self._cert_pos[key] = i
-            self._certs_by_holder.setdefault(holder, []).append(i)
-        self._licence_pos: dict[str, int] = {}
-        newest: dict[str, tuple[int, int]] = {}  # cert_key -> (version, position)
-        # The few licence columns lookups need, as Python lists (tokens stay in Arrow).
-        self._licence_ids = self.licences.column("licence_id")
-        self._licence_versions = self.licences.column("version")
-        self._licence_cert_keys = self.licences.column("cert_key")
-        for i, (lid, ck, ver) in enumerate(zip(self._licence_ids, self._licence_cert_keys,
-                                               self._licence_versions)):
-            self._licence_pos[lid] = i
-            if ck not in newest or (ver or 0) > newest[ck][0]:
-                newest[ck] = (ver or 0, i)
-        self._newest_licence_pos = {ck: pos for ck, (_, pos) in newest.items()}
-        self._cert_status = self.certificates.column("status")
-        # Short, repetitive licence columns as Python lists of shared strings (one object per
-        # distinct value); the long unique ones (token, base_id) are read from Arrow per row.
-        shared: dict[Any, Any] = {h: h for h in self._certs_by_holder}
-        self._licence_lists = {
-            name: [shared.setdefault(v, v) for v in self.licences.column(name)]
-            for name in ("licence_type_code", "issuer_code", "holder_code", "issued_at", "supersedes")}
-        listed = {"licence_id", "cert_key", "version", *self._licence_lists}
-        # Chunked as DuckDB returned them: indexing finds the chunk (combining would copy the tokens).
-        self._licence_arrow = {name: self.licences.table.column(name)
-                               for name in self.licences.names if name not in listed}
+    Columnar: the rows stay in the Arrow tables DuckDB exported (dates cast to text once) and
+    become Python dicts only when a request reads them (one ``slice().to_pylist()`` per lookup,
+    tens of µs). What is built at load is only the key → row position lookups: subject code,
+    holder code (certificates are ordered by holder, so a holder is one run ``start, count``),
+    cert key and licence id. The newest licence of each certificate is joined in DuckDB at load
+    (``newest_licence_id`` / ``newest_licence_version`` columns), not searched per request.
+    At 1M persons this is a few hundred bytes of Python per key instead of Python objects for
+    every field of every row (the earlier row-materialising index reached 17 GB).
+    """
+
+    #: certificate columns added by :meth:`load`: the certificate's newest licence
+    NEWEST = ("newest_licence_id", "newest_licence_version")
+
+    def __init__(self, subjects: pa.Table, certificates: pa.Table, licences: pa.Table,
+                 orphan_newest: dict[str, str] | None = None) -> None:
+        # Chunked as read (combining would copy them, and the mapped ones onto the heap).
+        self.subjects = _textual_dates(subjects)
+        self.certificates = _textual_dates(certificates)
+        self.licences = _textual_dates(licences)
+        if not all(n in self.certificates.column_names for n in self.NEWEST):
+            raise ValueError("certificates need the newest_licence_id / newest_licence_version "
+                             "columns SnapshotIndex.load joins in")
+        holders = self.certificates.column("holder_code").to_pylist()
+        # holder code -> (first row << 20) | number of rows; rows are ordered by holder code
+        self._holder_run: dict[str, int] = {}
+        start = 0
+        for i in range(1, len(holders) + 1):
+            if i == len(holders) or holders[i] != holders[start]:
+                count = i - start
+                if count >= _RUN_LIMIT:
+                    raise ValueError(f"holder {holders[start]!r} has {count} certificates "
+                                     f"(the index allows {_RUN_LIMIT - 1})")
+                if holders[start] in self._holder_run:
+                    raise ValueError("certificates must be ordered by holder_code")
+                self._holder_run[holders[start]] = (start << _RUN_BITS) | count
+                start = i
+        del holders
+        self._subject_pos = {c: i for i, c in enumerate(self.subjects.column("subject_code").to_pylist())}
+        self._cert_pos = {c: i for i, c in enumerate(self.certificates.column("cert_key").to_pylist())}
+        self._licence_pos = {c: i for i, c in enumerate(self.licences.column("licence_id").to_pylist())}
+        # cert keys of licences whose certificate is not in the table: their newest licence
+        self._orphan_newest = dict(orphan_newest or {})
+        self._newest = self.certificates.column("newest_licence_id")
+        self._status = self.certificates.column("status")
+        self._licence_cert_key = self.licences.column("cert_key")
 
     @classmethod
-    def load(cls, conn: Any) -> "SnapshotIndex":
+    def load(cls, conn: Any, spill_dir: Path | None = None) -> "SnapshotIndex":
+        """Read the three tables from a snapshot connection.
+
+        With ``spill_dir`` each table is streamed (record batch by batch) into an Arrow IPC file
+        there, memory-mapped and unlinked at once: the rows live in the page cache (file-backed,
+        evictable) rather than on the service's heap, and the licence tokens alone are ~2.3 KB a
+        licence, over 5 GB at 1M persons. Without it the tables are read into memory (tests).
+        """
+        if spill_dir is not None:  # DuckDB's block cache would otherwise keep what was read (up to
+            conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")  # 80% of RAM) resident
+
         def q(sql: str) -> pa.Table:
-            return conn.execute(sql).to_arrow_table()
-        return cls(q("SELECT * FROM subjects"),
-                   q("SELECT * FROM certificates ORDER BY holder_code, licence_type_code, cert_key"),
-                   q("SELECT * FROM licences"))
+            if spill_dir is None:
+                return conn.execute(sql).to_arrow_table()
+            return _mapped(conn.execute(sql).to_arrow_reader(_BATCH_ROWS), spill_dir)
+        # One licence per certificate is the newest: the highest version (NULL counts as 0).
+        newest = ("SELECT cert_key, arg_max(licence_id, coalesce(version, 0)) AS licence_id "
+                  "FROM licences GROUP BY cert_key")
+        certificates = q(
+            "SELECT c.*, n.licence_id AS newest_licence_id, l.version AS newest_licence_version "
+            f"FROM certificates c LEFT JOIN ({newest}) n USING (cert_key) "
+            "LEFT JOIN licences l ON l.licence_id = n.licence_id "
+            "ORDER BY c.holder_code, c.licence_type_code, c.cert_key")
+        orphans = conn.execute(f"SELECT n.cert_key, n.licence_id FROM ({newest}) n "
+                               "ANTI JOIN certificates c USING (cert_key)").fetchall()
+        return cls(q("SELECT * FROM subjects"), certificates, q("SELECT * FROM licences"),
+                   dict(orphans))
 
     def counts(self) -> dict[str, int]:
-        return {"subjects": len(self.subjects), "certificates": len(self.certificates),
-                "licences": len(self.licences)}
+        return {"subjects": self.subjects.num_rows, "certificates": self.certificates.num_rows,
+                "licences": self.licences.num_rows}
 
     def subject(self, code: str) -> dict[str, Any] | None:
         pos = self._subject_pos.get(code)
-        return None if pos is None else self.subjects.row(pos)
+        return None if pos is None else _row_dicts(self.subjects, pos, 1)[0]
 
     def certificates_of(self, holder_code: str) -> list[dict[str, Any]]:
         """The holder's certificates, each with ``licence_id``/``licence_version`` of its newest licence."""
-        out = []
-        for pos in self._certs_by_holder.get(holder_code, ()):
-            row = self.certificates.row(pos)
-            lpos = self._newest_licence_pos.get(row["cert_key"])
-            row["licence_id"] = None if lpos is None else self._licence_ids[lpos]
-            row["licence_version"] = None if lpos is None else self._licence_versions[lpos]
-            out.append(row)
-        return out
+        run = self._holder_run.get(holder_code)
+        if run is None:
+            return []
+        rows = _row_dicts(self.certificates, run >> _RUN_BITS, run & (_RUN_LIMIT - 1))
+        for row in rows:
+            row["licence_id"] = row.pop("newest_licence_id")
+            row["licence_version"] = row.pop("newest_licence_version")
+        return rows
 
     def certificate(self, cert_key: str) -> dict[str, Any] | None:
         pos = self._cert_pos.get(cert_key)
-        return None if pos is None else self.certificates.row(pos)
+        if pos is None:
+            return None
+        row = _row_dicts(self.certificates, pos, 1)[0]
+        for name in self.NEWEST:
+            del row[name]
+        return row
 
     def licence(self, licence_id: str) -> dict[str, Any] | None:
         pos = self._licence_pos.get(licence_id)
-        if pos is None:
-            return None
-        row = {"licence_id": self._licence_ids[pos], "cert_key": self._licence_cert_keys[pos],
-               "version": self._licence_versions[pos]}
-        for name, values in self._licence_lists.items():
-            row[name] = values[pos]
-        for name, array in self._licence_arrow.items():
-            row[name] = array[pos].as_py()
-        return row
+        return None if pos is None else _row_dicts(self.licences, pos, 1)[0]
 
     def newest_licence_id(self, cert_key: str) -> str | None:
-        pos = self._newest_licence_pos.get(cert_key)
-        return None if pos is None else self._licence_ids[pos]
+        pos = self._cert_pos.get(cert_key)
+        if pos is None:
+            return self._orphan_newest.get(cert_key)
+        return self._newest[pos].as_py()
 
     def licence_status(self, licence_id: str) -> str | None:
         """Current GB/T 36903 status of the certificate behind a licence; None if unknown."""
         pos = self._licence_pos.get(licence_id)
         if pos is None:
             return None
-        cpos = self._cert_pos.get(self._licence_cert_keys[pos])
-        return None if cpos is None else self._cert_status[cpos]
+        cpos = self._cert_pos.get(self._licence_cert_key[pos].as_py())
+        return None if cpos is None else self._status[cpos].as_py()
 
     def example_holder(self) -> str | None:
         """A holder code with certificates (for the landing page in development)."""
-        return next(iter(self._certs_by_holder), None)
+        return next(iter(self._holder_run), None)
 
 
 class Snapshot:
@@ -258,7 +283,7 @@ class Snapshot:
             if len(meta) != 1:
                 raise SnapshotError(path, f"snapshot_meta must hold one row, holds {len(meta)}")
             snapshot_id, built_at, library_hash = meta[0]
-            index = SnapshotIndex.load(conn)
+            index = SnapshotIndex.load(conn, spill_dir=path.parent)
         except SnapshotError:
             conn.close()
             raise
