@@ -95,7 +95,7 @@ def issue_rows(con, pending: pa.Table, *, keyring, assigner: "_StatusAssigner", 
     status list fill as of that chunk, so a crash leaves no entry handed out twice."""
     import pyarrow.compute as pc
 
-    from certificates.issue import JobRunner, make_jobs
+    from certificates.issue import JobRunner, job_order, make_jobs
 
     issued = reissued = 0
     issued_at = at.astimezone(CST).replace(tzinfo=None)  # naive China Standard Time, as stored elsewhere
@@ -112,54 +112,57 @@ def issue_rows(con, pending: pa.Table, *, keyring, assigner: "_StatusAssigner", 
                              prefix=f"{prefix}-{offset // chunk:04d}", batch_size=batch_size,
                              status_refs=refs)
             results = runner.submit(jobs)
+            n_reissued = sum(1 for p in cols["prev_licence_id"] if p)
+            issued, reissued = issued + part.num_rows - n_reissued, reissued + n_reissued
             if inflight is not None:
-                n_issued, n_reissued = _store_chunk(con, *inflight, mode=mode, issued_at=issued_at)
-                issued, reissued = issued + n_issued, reissued + n_reissued
-            inflight = (jobs, results, assigner.fill())
+                _store_chunk(con, *inflight, mode=mode, issued_at=issued_at)
+            inflight = (part, pa.array(job_order(kids), pa.int64()), refs, jobs, results, assigner.fill())
         if inflight is not None:
-            n_issued, n_reissued = _store_chunk(con, *inflight, mode=mode, issued_at=issued_at)
-            issued, reissued = issued + n_issued, reissued + n_reissued
+            _store_chunk(con, *inflight, mode=mode, issued_at=issued_at)
     return issued, reissued
 
 
-def _store_chunk(con, jobs, results, fill: dict[str, list], *, mode: str,
-                 issued_at: dt.datetime) -> tuple[int, int]:
-    """Collect one chunk's results and store them, with the status list ``fill``, in one transaction."""
-    issued = reissued = 0
-    out: dict[str, list] = {k: [] for k in LICENCE_COLUMNS}
-    batches: dict[str, list] = {k: [] for k in ("batch_id", "issuer_code", "kid", "size", "root",
-                                                "root_jws", "issued_at")}
+_LICENCE_SCHEMA = pa.schema([(c, pa.int32() if c in ("version", "status_index") else
+                               pa.timestamp("us") if c == "issued_at" else pa.string()) for c in LICENCE_COLUMNS])
+_BATCH_SCHEMA = pa.schema([("batch_id", pa.string()), ("issuer_code", pa.string()), ("kid", pa.string()),
+                           ("size", pa.int32()), ("root", pa.string()), ("root_jws", pa.string()),
+                           ("issued_at", pa.timestamp("us"))])
+
+
+def _store_chunk(con, part: pa.Table, order: pa.Array, refs: list[tuple[str, int]], jobs, results,
+                 fill: dict[str, list], *, mode: str, issued_at: dt.datetime) -> None:
+    """Collect one chunk's results and store them, with the status list ``fill``, in one
+    transaction. ``order``: the chunk's row positions in job order (``job_order``); the
+    row columns come from the Arrow chunk, the workers' columns as Arrow arrays."""
+    ids, bases, tokens, batch_ids = [], [], [], []
+    batches: dict[str, list] = {f.name: [] for f in _BATCH_SCHEMA}
     for job, result in zip(jobs, results):
         n = len(result.tokens)
-        cert_keys, types, holders, issuers = job.columns[0], job.columns[1], job.columns[4], job.columns[8]
-        out["licence_id"] += result.licence_ids
-        out["base_id"] += result.base_ids
-        out["cert_key"] += cert_keys
-        out["version"] += job.versions
-        out["token"] += result.tokens
-        out["issued_at"] += [issued_at] * n
-        out["supersedes"] += job.supersedes
-        out["issuer_code"] += issuers
-        out["licence_type_code"] += types
-        out["holder_code"] += holders
-        out["mode"] += [mode] * n
-        out["batch_id"] += [result.batch_id if mode == "batch" else None] * n
-        out["status_list"] += [r[0] for r in job.status_refs or ()]
-        out["status_index"] += [r[1] for r in job.status_refs or ()]
-        reissued += sum(1 for p in job.supersedes if p)
-        issued += sum(1 for p in job.supersedes if not p)
+        ids.append(result.licence_ids)
+        bases.append(result.base_ids)
+        tokens.append(result.tokens)
+        batch_ids.append(pa.repeat(pa.scalar(result.batch_id if mode == "batch" else None, pa.string()), n))
         if mode == "batch":
-            for k, v in (("batch_id", result.batch_id), ("issuer_code", issuers[0]),
+            for k, v in (("batch_id", result.batch_id), ("issuer_code", job.columns[8][0]),
                          ("kid", job.kid), ("size", n), ("root", result.root),
                          ("root_jws", result.root_jws), ("issued_at", issued_at)):
                 batches[k].append(v)
-    new = pa.table(out, schema=pa.schema([
-        (c, pa.int32() if c in ("version", "status_index") else
-         pa.timestamp("us") if c == "issued_at" else pa.string()) for c in LICENCE_COLUMNS]))
-    new_batches = pa.table(batches, schema=pa.schema([
-        ("batch_id", pa.string()), ("issuer_code", pa.string()), ("kid", pa.string()),
-        ("size", pa.int32()), ("root", pa.string()), ("root_jws", pa.string()),
-        ("issued_at", pa.timestamp("us"))]))
+    rows = part.take(order)
+    n = rows.num_rows
+    columns = {
+        "licence_id": pa.chunked_array(ids, pa.string()), "base_id": pa.chunked_array(bases, pa.string()),
+        "cert_key": rows.column("cert_key"), "version": rows.column("version"),
+        "token": pa.chunked_array(tokens, pa.string()),
+        "issued_at": pa.repeat(pa.scalar(issued_at, pa.timestamp("us")), n),
+        "supersedes": rows.column("prev_licence_id"), "issuer_code": rows.column("issuer_code"),
+        "licence_type_code": rows.column("licence_type_code"), "holder_code": rows.column("holder_code"),
+        "mode": pa.repeat(pa.scalar(mode, pa.string()), n), "batch_id": pa.chunked_array(batch_ids, pa.string()),
+        "status_list": pa.array([r[0] for r in refs], pa.string()).take(order),
+        "status_index": pa.array([r[1] for r in refs], pa.int32()).take(order)}
+    new = pa.table({f.name: columns[f.name].cast(f.type) for f in _LICENCE_SCHEMA})
+    if len(new.column("token")) != n:
+        raise RuntimeError(f"the workers returned {len(new.column('token'))} tokens for {n} rows")
+    new_batches = pa.table(batches, schema=_BATCH_SCHEMA)
     cols_sql = ", ".join(LICENCE_COLUMNS)
     con.execute("BEGIN")
     try:
@@ -175,7 +178,6 @@ def _store_chunk(con, jobs, results, fill: dict[str, list], *, mode: str,
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return issued, reissued
 
 
 class _StatusAssigner:

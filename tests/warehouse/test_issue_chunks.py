@@ -61,10 +61,16 @@ def test_chunked_issuance_stores_each_licence_once_with_unique_status_entries(tm
     batches = con.execute("SELECT count(*), sum(size) FROM licence_batches").fetchone()
     assert batches[1] == n and batches[0] >= n // 64, batches
     trust = keyring.trust()
-    tokens = [t for (t,) in con.execute("SELECT token FROM licences ORDER BY licence_id").fetchall()]
-    for token in tokens[:: 37]:
+    stored = con.execute("SELECT licence_id, token, holder_code, issuer_code, version, status_list, status_index "
+                         "FROM licences ORDER BY cert_key").fetchall()
+    for licence_id, token, holder, issuer, version, status_list, status_index in stored[:: 7]:
         outcome = verify_licence(token, trust, at=CHECK_AT)
         assert outcome.ok, outcome.code
+        # each row's columns belong to the token stored with it (rows are regrouped by issuer key)
+        p = outcome.payload
+        assert (p["licence_id"], p["holder"]["code"], p["issuer"]["code"], p["version"]) == \
+            (licence_id, holder, issuer, version)
+        assert status_list in str(p) and str(status_index) in str(p)
     con.close()
 
 
