@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import json
 import logging
 import os
 import tempfile
@@ -64,102 +65,95 @@ def _text_time(value: Any) -> str:
     return value.isoformat(sep=" ", timespec="seconds") if isinstance(value, dt.datetime) else str(value)
 
 
-def _textual_dates(table: pa.Table) -> pa.Table:
-    """Cast DATE/TIMESTAMP columns to ISO text once, at load, instead of per row served."""
-    for i, f in enumerate(table.schema):
-        col = table.column(i)
-        if pa.types.is_timestamp(f.type):  # whole seconds: "2026-11-01 12:00:00"
-            col = col.cast(pa.timestamp("s", f.type.tz), safe=False)
-        if pa.types.is_date(f.type) or pa.types.is_timestamp(f.type):
-            table = table.set_column(i, f.name, col.cast(pa.string()))
-    return table
-
-
 #: DuckDB memory limit of a served snapshot's connection (its cache of table blocks)
 DUCKDB_MEMORY_LIMIT = "256MB"
 
 #: rows per record batch when a table is streamed into its memory-mapped file
 _BATCH_ROWS = 32_768
 
+#: a holder's certificate run is packed in one int: first row << _RUN_BITS | count
+_RUN_BITS = 20
+_RUN_LIMIT = 1 << _RUN_BITS
+
 
 def _mapped(reader: pa.RecordBatchReader, directory: Path) -> pa.Table:
-    """Stream ``reader`` (dates as text) into an Arrow IPC file in ``directory``, memory-map it and
-    unlink it: the mapping keeps the data until the table is freed, and no file is left behind."""
-    schema = _textual_dates(reader.schema.empty_table()).schema
+    """Stream ``reader`` into an Arrow IPC file in ``directory``, memory-map it and unlink it:
+    the mapping keeps the data until the table is freed, and no file is left behind."""
     try:
         fd, name = tempfile.mkstemp(prefix=".index-", suffix=".arrow", dir=directory)
     except OSError:  # directory not writable for the service: the system's temporary directory
         fd, name = tempfile.mkstemp(prefix="onewindow-index-", suffix=".arrow")
     os.close(fd)
     try:
-        with pa.OSFile(name, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        with pa.OSFile(name, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
             for batch in reader:
-                for part in _textual_dates(pa.Table.from_batches([batch])).to_batches():
-                    writer.write_batch(part)
+                writer.write_batch(batch)
         # not closed here: the table's buffers hold the mapping, which ends when they are freed
         return pa.ipc.open_file(pa.memory_map(name)).read_all()
     finally:
         os.unlink(name)
 
 
-#: a holder's certificate run is packed in one int: first row << _RUN_BITS | count
-_RUN_BITS = 20
-_RUN_LIMIT = 1 << _RUN_BITS
-
-
-def _row_dicts(table: pa.Table, start: int, count: int) -> list[dict[str, Any]]:
-    """Rows ``start … start+count`` as dicts, converted from Arrow when a request reads them."""
-    return table.slice(start, count).to_pylist()
+def _row_json(conn: Any, table: str, alias: str, extra: tuple[tuple[str, str], ...] = ()) -> str:
+    """SQL for one row of ``table`` as a JSON object text: every column by name, DATE and JSON as
+    text, TIMESTAMP as ``YYYY-MM-DD HH:MM:SS`` (what the routes show), then ``extra`` (name, SQL)."""
+    parts = []
+    for name, type_, *_ in conn.execute(f'DESCRIBE "{table}"').fetchall():
+        col = f'{alias}."{name}"'
+        if type_ == "TIMESTAMP" or type_.startswith("TIMESTAMP_"):
+            expr = f"strftime({col}, '%Y-%m-%d %H:%M:%S')"
+        elif type_ in ("DATE", "JSON") or type_.startswith("TIMESTAMP"):
+            expr = f"CAST({col} AS VARCHAR)"
+        else:
+            expr = col
+        parts.append(f"'{name}', {expr}")
+    parts += [f"'{name}', {expr}" for name, expr in extra]
+    return f"CAST(json_object({', '.join(parts)}) AS VARCHAR)"
 
 
 class SnapshotIndex:
     """In-memory lookup data of one snapshot; implements ``exchange.onceonly.resolver.Records``.
 
-    Columnar: the rows stay in the Arrow tables DuckDB exported (dates cast to text once) and
-    become Python dicts only when a request reads them (one ``slice().to_pylist()`` per lookup,
-    tens of µs). What is built at load is only the key → row position lookups: subject code,
-    holder code (certificates are ordered by holder, so a holder is one run ``start, count``),
-    cert key and licence id. The newest licence of each certificate is joined in DuckDB at load
-    (``newest_licence_id`` / ``newest_licence_version`` columns), not searched per request.
-    At 1M persons this is a few hundred bytes of Python per key instead of Python objects for
-    every field of every row (the earlier row-materialising index reached 17 GB).
+    Columnar and lazy: each row is kept as one JSON text in an Arrow column (``row``), next
+    to the few key columns; a request turns the rows it reads into dicts (one Arrow item and
+    one ``json.loads`` a row, a few µs). What is built at load is only the key → row position
+    dicts: subject code, holder code (certificates are ordered by holder: a holder is one run
+    ``start, count``), cert key and licence id. The newest licence of each certificate is
+    joined in DuckDB at load (``licence_id`` / ``licence_version`` in its row, ``newest_licence_id``
+    column), not searched per request. Python objects are per key, not per field of every row
+    (the row-materialising index reached 17 GB at 1M persons).
     """
-
-    #: certificate columns added by :meth:`load`: the certificate's newest licence
-    NEWEST = ("newest_licence_id", "newest_licence_version")
 
     def __init__(self, subjects: pa.Table, certificates: pa.Table, licences: pa.Table,
                  orphan_newest: dict[str, str] | None = None) -> None:
-        # Chunked as read (combining would copy them, and the mapped ones onto the heap).
-        self.subjects = _textual_dates(subjects)
-        self.certificates = _textual_dates(certificates)
-        self.licences = _textual_dates(licences)
-        if not all(n in self.certificates.column_names for n in self.NEWEST):
-            raise ValueError("certificates need the newest_licence_id / newest_licence_version "
-                             "columns SnapshotIndex.load joins in")
-        holders = self.certificates.column("holder_code").to_pylist()
-        # holder code -> (first row << 20) | number of rows; rows are ordered by holder code
-        self._holder_run: dict[str, int] = {}
+        """``subjects(subject_code, row)``, ``certificates(holder_code, cert_key, status,
+        newest_licence_id, row)`` ordered by holder code, ``licences(licence_id, cert_key, row)``."""
+        self.subjects, self.certificates, self.licences = subjects, certificates, licences
+        holders = certificates.column("holder_code").to_pylist()
+        self._holder_run: dict[str, int] = {}  # holder code -> first row << _RUN_BITS | count
         start = 0
         for i in range(1, len(holders) + 1):
             if i == len(holders) or holders[i] != holders[start]:
                 count = i - start
                 if count >= _RUN_LIMIT:
                     raise ValueError(f"holder {holders[start]!r} has {count} certificates "
-                                     f"(the index allows {_RUN_LIMIT - 1})")
+                                     f"(the snapshot index allows {_RUN_LIMIT - 1})")
                 if holders[start] in self._holder_run:
-                    raise ValueError("certificates must be ordered by holder_code")
+                    raise ValueError("snapshot index: certificates must be ordered by holder_code")
                 self._holder_run[holders[start]] = (start << _RUN_BITS) | count
                 start = i
         del holders
-        self._subject_pos = {c: i for i, c in enumerate(self.subjects.column("subject_code").to_pylist())}
-        self._cert_pos = {c: i for i, c in enumerate(self.certificates.column("cert_key").to_pylist())}
-        self._licence_pos = {c: i for i, c in enumerate(self.licences.column("licence_id").to_pylist())}
+        self._subject_pos = {c: i for i, c in enumerate(subjects.column("subject_code").to_pylist())}
+        self._cert_pos = {c: i for i, c in enumerate(certificates.column("cert_key").to_pylist())}
+        self._licence_pos = {c: i for i, c in enumerate(licences.column("licence_id").to_pylist())}
         # cert keys of licences whose certificate is not in the table: their newest licence
         self._orphan_newest = dict(orphan_newest or {})
-        self._newest = self.certificates.column("newest_licence_id")
-        self._status = self.certificates.column("status")
-        self._licence_cert_key = self.licences.column("cert_key")
+        self._subject_rows = subjects.column("row")
+        self._cert_rows = certificates.column("row")
+        self._licence_rows = licences.column("row")
+        self._newest = certificates.column("newest_licence_id")
+        self._status = certificates.column("status")
+        self._licence_cert_key = licences.column("cert_key")
 
     @classmethod
     def load(cls, conn: Any, spill_dir: Path | None = None) -> "SnapshotIndex":
@@ -167,8 +161,8 @@ class SnapshotIndex:
 
         With ``spill_dir`` each table is streamed (record batch by batch) into an Arrow IPC file
         there, memory-mapped and unlinked at once: the rows live in the page cache (file-backed,
-        evictable) rather than on the service's heap, and the licence tokens alone are ~2.3 KB a
-        licence, over 5 GB at 1M persons. Without it the tables are read into memory (tests).
+        evictable) rather than on the service's heap — the licence tokens alone are ~2.3 KB a
+        licence, over 5 GB at 1M persons. Without it the tables are read into memory.
         """
         if spill_dir is not None:  # DuckDB's block cache would otherwise keep what was read (up to
             conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")  # 80% of RAM) resident
@@ -180,15 +174,19 @@ class SnapshotIndex:
         # One licence per certificate is the newest: the highest version (NULL counts as 0).
         newest = ("SELECT cert_key, arg_max(licence_id, coalesce(version, 0)) AS licence_id "
                   "FROM licences GROUP BY cert_key")
+        cert_row = _row_json(conn, "certificates", "c", (("licence_id", "n.licence_id"),
+                                                          ("licence_version", "l.version")))
         certificates = q(
-            "SELECT c.*, n.licence_id AS newest_licence_id, l.version AS newest_licence_version "
-            f"FROM certificates c LEFT JOIN ({newest}) n USING (cert_key) "
+            "SELECT c.holder_code, c.cert_key, c.status, n.licence_id AS newest_licence_id, "
+            f"{cert_row} AS row FROM certificates c LEFT JOIN ({newest}) n USING (cert_key) "
             "LEFT JOIN licences l ON l.licence_id = n.licence_id "
             "ORDER BY c.holder_code, c.licence_type_code, c.cert_key")
         orphans = conn.execute(f"SELECT n.cert_key, n.licence_id FROM ({newest}) n "
                                "ANTI JOIN certificates c USING (cert_key)").fetchall()
-        return cls(q("SELECT * FROM subjects"), certificates, q("SELECT * FROM licences"),
-                   dict(orphans))
+        subjects = q(f"SELECT s.subject_code, {_row_json(conn, 'subjects', 's')} AS row FROM subjects s")
+        licences = q(f"SELECT l.licence_id, l.cert_key, {_row_json(conn, 'licences', 'l')} AS row "
+                     "FROM licences l")
+        return cls(subjects, certificates, licences, dict(orphans))
 
     def counts(self) -> dict[str, int]:
         return {"subjects": self.subjects.num_rows, "certificates": self.certificates.num_rows,
@@ -196,31 +194,27 @@ class SnapshotIndex:
 
     def subject(self, code: str) -> dict[str, Any] | None:
         pos = self._subject_pos.get(code)
-        return None if pos is None else _row_dicts(self.subjects, pos, 1)[0]
+        return None if pos is None else json.loads(self._subject_rows[pos].as_py())
 
     def certificates_of(self, holder_code: str) -> list[dict[str, Any]]:
         """The holder's certificates, each with ``licence_id``/``licence_version`` of its newest licence."""
         run = self._holder_run.get(holder_code)
         if run is None:
             return []
-        rows = _row_dicts(self.certificates, run >> _RUN_BITS, run & (_RUN_LIMIT - 1))
-        for row in rows:
-            row["licence_id"] = row.pop("newest_licence_id")
-            row["licence_version"] = row.pop("newest_licence_version")
-        return rows
+        start, rows = run >> _RUN_BITS, self._cert_rows
+        return [json.loads(rows[pos].as_py()) for pos in range(start, start + (run & (_RUN_LIMIT - 1)))]
 
     def certificate(self, cert_key: str) -> dict[str, Any] | None:
         pos = self._cert_pos.get(cert_key)
         if pos is None:
             return None
-        row = _row_dicts(self.certificates, pos, 1)[0]
-        for name in self.NEWEST:
-            del row[name]
+        row = json.loads(self._cert_rows[pos].as_py())
+        del row["licence_id"], row["licence_version"]
         return row
 
     def licence(self, licence_id: str) -> dict[str, Any] | None:
         pos = self._licence_pos.get(licence_id)
-        return None if pos is None else _row_dicts(self.licences, pos, 1)[0]
+        return None if pos is None else json.loads(self._licence_rows[pos].as_py())
 
     def newest_licence_id(self, cert_key: str) -> str | None:
         pos = self._cert_pos.get(cert_key)

@@ -1,0 +1,104 @@
+"""The columnar snapshot index: rows read lazily from Arrow give what the tables hold."""
+
+from __future__ import annotations
+
+import os
+
+import duckdb
+import pytest
+
+from exchange.api.core.snapshot import SnapshotIndex
+
+SCHEMA = """
+CREATE TABLE subjects (subject_code VARCHAR, code_type VARCHAR, name VARCHAR, kind VARCHAR, sex VARCHAR,
+    birth_date DATE, address VARCHAR, division_code VARCHAR, legal_rep_code VARCHAR, source_id VARCHAR,
+    updated_at TIMESTAMP);
+CREATE TABLE certificates (cert_key VARCHAR, licence_type_code VARCHAR, licence_type_name VARCHAR,
+    cert_number VARCHAR, holder_code VARCHAR, holder_code_type VARCHAR, holder_name VARCHAR,
+    issuer_name VARCHAR, issuer_code VARCHAR, issue_date DATE, valid_from DATE, valid_until DATE,
+    status VARCHAR, extension JSON, flags VARCHAR[], source_id VARCHAR, row_hash VARCHAR, version INTEGER,
+    changed_interval VARCHAR);
+CREATE TABLE licences (licence_id VARCHAR, base_id VARCHAR, cert_key VARCHAR, version INTEGER, token VARCHAR,
+    issued_at TIMESTAMP, supersedes VARCHAR, issuer_code VARCHAR, licence_type_code VARCHAR,
+    holder_code VARCHAR);
+INSERT INTO subjects VALUES
+    ('P1', '111', '张三', 'person', '男', DATE '1980-01-02', '杭州市"西湖"区', '330106', NULL, 'gongan',
+     TIMESTAMP '2026-11-01 08:09:10.75'),
+    ('P3', '111', '王五', 'person', '女', NULL, NULL, NULL, NULL, 'gongan', NULL);
+INSERT INTO certificates VALUES
+    ('T2:B:P1', 'T2', '结婚证', 'B', 'P1', '111', '张三', '民政局', 'I2', DATE '2001-02-03', DATE '2001-02-03',
+     NULL, '04', '{"spouse": "李四"}', [], 'minzheng', 'h2', 1, 'i1'),
+    ('T1:A:P1', 'T1', '居民身份证', 'A', 'P1', '111', '张三', '公安局', 'I1', DATE '2020-05-06',
+     DATE '2020-05-06', DATE '2040-05-06', '01', NULL, ['check_char'], 'gongan', 'h1', 2, 'i1'),
+    ('T1:C:P2', 'T1', '居民身份证', 'C', 'P2', '111', '李四', '公安局', 'I1', NULL, NULL, NULL, '01', NULL,
+     NULL, 'gongan', 'h3', 1, 'i1');
+INSERT INTO licences VALUES
+    ('L-A-1', 'L-A', 'T1:A:P1', 1, 'tok.a1.sig', TIMESTAMP '2026-01-01 00:00:00', NULL, 'I1', 'T1', 'P1'),
+    ('L-A-2', 'L-A', 'T1:A:P1', 2, 'tok.a2.sig', TIMESTAMP '2026-02-01 12:30:45.5', 'L-A-1', 'I1', 'T1', 'P1'),
+    ('L-B-1', 'L-B', 'T2:B:P1', 1, 'tok.b1.sig', TIMESTAMP '2026-01-01 00:00:00', NULL, 'I2', 'T2', 'P1'),
+    ('L-X-1', 'L-X', 'T9:X:P9', 1, 'tok.x1.sig', TIMESTAMP '2026-01-01 00:00:00', NULL, 'I9', 'T9', 'P9'),
+    ('L-X-3', 'L-X', 'T9:X:P9', 3, 'tok.x3.sig', NULL, 'L-X-1', 'I9', 'T9', 'P9');
+"""
+
+
+@pytest.fixture(params=["in_memory", "mapped"])
+def index(request, tmp_path):
+    path = tmp_path / "snap.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(SCHEMA)
+    conn = duckdb.connect(str(path), read_only=True)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    idx = SnapshotIndex.load(conn, spill_dir=spill if request.param == "mapped" else None)
+    conn.close()  # the index does not need the connection after loading
+    assert os.listdir(spill) == []  # the mapped files are unlinked at once
+    return idx
+
+
+def test_counts_and_subjects(index):
+    assert index.counts() == {"subjects": 2, "certificates": 3, "licences": 5}
+    assert index.subject("P1") == {
+        "subject_code": "P1", "code_type": "111", "name": "张三", "kind": "person", "sex": "男",
+        "birth_date": "1980-01-02", "address": '杭州市"西湖"区', "division_code": "330106",
+        "legal_rep_code": None, "source_id": "gongan", "updated_at": "2026-11-01 08:09:10"}
+    assert index.subject("P3")["birth_date"] is None
+    assert index.subject("P2") is None and index.subject("nobody") is None
+
+
+def test_certificates_of_holder_in_order_with_newest_licence(index):
+    certs = index.certificates_of("P1")
+    assert [c["cert_key"] for c in certs] == ["T1:A:P1", "T2:B:P1"]  # ordered by licence type
+    first = certs[0]
+    assert first["licence_id"] == "L-A-2" and first["licence_version"] == 2
+    assert first["flags"] == ["check_char"] and first["extension"] is None
+    assert first["issue_date"] == "2020-05-06" and first["valid_until"] == "2040-05-06"
+    assert first["version"] == 2 and first["row_hash"] == "h1" and first["changed_interval"] == "i1"
+    assert certs[1]["extension"] == '{"spouse": "李四"}'  # JSON text, as the table holds it
+    assert certs[1]["licence_id"] == "L-B-1" and certs[1]["flags"] == []
+    only = index.certificates_of("P2")
+    assert len(only) == 1 and only[0]["licence_id"] is None and only[0]["licence_version"] is None
+    assert only[0]["flags"] is None
+    assert index.certificates_of("P3") == [] and index.certificates_of("") == []
+    assert index.example_holder() in {"P1", "P2"}
+
+
+def test_certificate_by_key(index):
+    cert = index.certificate("T2:B:P1")
+    assert cert["status"] == "04" and "licence_id" not in cert
+    assert index.certificate("T0:none") is None
+
+
+def test_licences_newest_and_status(index):
+    row = index.licence("L-A-1")
+    assert row == {"licence_id": "L-A-1", "base_id": "L-A", "cert_key": "T1:A:P1", "version": 1,
+                   "token": "tok.a1.sig", "issued_at": "2026-01-01 00:00:00", "supersedes": None,
+                   "issuer_code": "I1", "licence_type_code": "T1", "holder_code": "P1"}
+    assert index.licence("L-A-2")["issued_at"] == "2026-02-01 12:30:45"
+    assert index.newest_licence_id("T1:A:P1") == "L-A-2"
+    assert index.licence_status("L-A-1") == "01" and index.licence_status("L-B-1") == "04"
+    # a licence whose certificate is gone: still served, its newest version still known
+    assert index.licence("L-X-1")["token"] == "tok.x1.sig"
+    assert index.newest_licence_id("T9:X:P9") == "L-X-3"
+    assert index.licence_status("L-X-1") is None
+    assert index.licence("L-none") is None and index.licence_status("L-none") is None
+    assert index.newest_licence_id("T0:none") is None
