@@ -13,6 +13,13 @@ The payload is RFC 8785 canonical JSON, so any JOSE library verifies the hub's s
 with the JWKS alone. ``log_seq`` ties the copy to the usage-log record of the read that
 produced it.
 
+Stamping is on the licence-read path, so :func:`make_use_copy` does not re-serialise the
+~2 KB licence token per request: a compact JWS is base64url and dots, JSON-safe as it is,
+so the canonical payload is the canonical JSON of the small members with the token spliced
+in at its sorted place (``licence`` sorts between ``issued_at`` and ``licence_id``), and
+the encoded header is cached per key id. The bytes (and so the token) are those of
+:meth:`certificates.pki.HubServiceKey.sign` over the whole payload; a test checks that.
+
 Verification goes through the one entry point, :func:`certificates.verify.verify_licence`,
 which hands a use-copy header to :func:`verify_use_copy` here. The outcomes are those of a
 licence — the hub signature is checked first (``TAMPERED``, ``UNKNOWN_ISSUER``, hub service
@@ -49,6 +56,37 @@ def _stamp(purpose: dict[str, str], expires_at: dt.datetime) -> str:
             f"{expires_at.strftime('%Y年%m月%d日%H时%M分')}前有效，其他用途无效")
 
 
+_HEADERS: dict[str, str] = {}  # kid -> encoded use-copy header
+
+
+def _payload_bytes(payload: dict[str, Any]) -> bytes:
+    """``canonical_json(payload)``, splicing the licence token in instead of re-encoding it."""
+    from certificates.signing import canonical_json
+
+    token = payload["licence"]
+    # JSON-safe as it is (a compact JWS always is): printable ASCII without quote or backslash
+    if type(token) is not str or not (token.isascii() and token.isprintable()) or '"' in token \
+            or "\\" in token:
+        return canonical_json(payload)
+    body = canonical_json({k: v for k, v in payload.items() if k != "licence"})
+    # Members sort as expires_at, issued_at, licence, licence_id, …: the first ',"licence_id":' is
+    # the member itself (inside a JSON string a quote is always escaped).
+    cut = body.index(b',"licence_id":')
+    return b"".join((body[:cut], b',"licence":"', token.encode("ascii"), b'"', body[cut:]))
+
+
+def _signed(signer: "HubServiceKey", payload: dict[str, Any]) -> str:
+    """The compact JWS :meth:`certificates.pki.HubServiceKey.sign` makes of ``payload``."""
+    from certificates.signing import b64url, canonical_json
+
+    header = _HEADERS.get(signer.kid)
+    if header is None:
+        header = _HEADERS.setdefault(signer.kid, b64url(canonical_json(
+            {"alg": "Ed25519", "kid": signer.kid, "typ": USE_COPY_TYPE, "ver": 1})))
+    signing_input = f"{header}.{b64url(_payload_bytes(payload))}"
+    return f"{signing_input}.{b64url(signer.private_key.sign(signing_input.encode('ascii')))}"
+
+
 def make_use_copy(signer: "HubServiceKey", *, licence_id: str, licence_token: str, purpose: dict[str, str],
                   requester: dict[str, str], at: dt.datetime, ttl: dt.timedelta,
                   log_seq: int) -> dict[str, Any]:
@@ -59,8 +97,7 @@ def make_use_copy(signer: "HubServiceKey", *, licence_id: str, licence_token: st
                "requester": requester, "issued_at": at.isoformat(timespec="seconds"),
                "expires_at": expires.isoformat(timespec="seconds"), "log_seq": log_seq,
                "stamp": _stamp(purpose, expires)}
-    return {"token": signer.sign(payload, typ=USE_COPY_TYPE), "expires_at": payload["expires_at"],
-            "stamp": payload["stamp"]}
+    return {"token": _signed(signer, payload), "expires_at": payload["expires_at"], "stamp": payload["stamp"]}
 
 
 def _moment(value: Any) -> dt.datetime | None:
