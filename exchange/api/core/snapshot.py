@@ -65,7 +65,9 @@ def _text_time(value: Any) -> str:
     return value.isoformat(sep=" ", timespec="seconds") if isinstance(value, dt.datetime) else str(value)
 
 
-#: DuckDB memory limit of a served snapshot's connection (its cache of table blocks)
+#: DuckDB memory limits of a served snapshot's connection: while the index is read (sort, joins;
+#: beyond it DuckDB spills to disk), and afterwards (its cache of table blocks)
+DUCKDB_LOAD_MEMORY_LIMIT = "1GB"
 DUCKDB_MEMORY_LIMIT = "256MB"
 
 #: rows per record batch when a table is streamed into its memory-mapped file
@@ -92,6 +94,10 @@ def _mapped(reader: pa.RecordBatchReader, directory: Path) -> pa.Table:
         return pa.ipc.open_file(pa.memory_map(name)).read_all()
     finally:
         os.unlink(name)
+
+
+def _sql_text(value: str) -> str:
+    return value.replace("'", "''")
 
 
 def _row_json(conn: Any, table: str, alias: str, extra: tuple[tuple[str, str], ...] = ()) -> str:
@@ -164,8 +170,9 @@ class SnapshotIndex:
         evictable) rather than on the service's heap — the licence tokens alone are ~2.3 KB a
         licence, over 5 GB at 1M persons. Without it the tables are read into memory.
         """
-        if spill_dir is not None:  # DuckDB's block cache would otherwise keep what was read (up to
-            conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")  # 80% of RAM) resident
+        if spill_dir is not None:  # DuckDB's default limit is 80% of RAM: bound the sort and joins
+            conn.execute(f"SET memory_limit = '{DUCKDB_LOAD_MEMORY_LIMIT}'")  # of the load (spilled
+            conn.execute(f"SET temp_directory = '{_sql_text(str(spill_dir / '.duckdb-sort'))}'")  # here)
 
         def q(sql: str) -> pa.Table:
             if spill_dir is None:
@@ -186,6 +193,8 @@ class SnapshotIndex:
         subjects = q(f"SELECT s.subject_code, {_row_json(conn, 'subjects', 's')} AS row FROM subjects s")
         licences = q(f"SELECT l.licence_id, l.cert_key, {_row_json(conn, 'licences', 'l')} AS row "
                      "FROM licences l")
+        if spill_dir is not None:  # then keep its block cache from holding what was read resident
+            conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
         return cls(subjects, certificates, licences, dict(orphans))
 
     def counts(self) -> dict[str, int]:
