@@ -69,8 +69,9 @@ def run_job(job: Job, mode: str, at: dt.datetime, keys: dict[str, Ed25519Private
     """Encode and sign one job's rows (in whatever process this runs)."""
     key = (keys or _KEYS)[job.kid]
     enc = PayloadEncoder(at=at)
-    ids, bases, payloads = enc.encode_many(dict(zip(ROW_COLUMNS, job.columns)), job.versions, job.supersedes,
-                                           job.status_refs)
+    # Arrow columns (from make_jobs_from_table) become lists here, in the worker
+    columns = {c: v.to_pylist() if hasattr(v, "to_pylist") else v for c, v in zip(ROW_COLUMNS, job.columns)}
+    ids, bases, payloads = enc.encode_many(columns, job.versions, job.supersedes, job.status_refs)
     if mode == "batch":
         signed = sign_batch(payloads, private_key=key, kid=job.kid, batch_id=job.batch_id)
         return JobResult(job.batch_id, ids, bases, signed.tokens, b64url(signed.root), signed.root_jws)
@@ -170,6 +171,35 @@ class JobRunner:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def make_jobs_from_table(table: Any, versions: Sequence[int], supersedes: Sequence[str | None],
+                         kids: Sequence[str], *, prefix: str, batch_size: int,
+                         status_refs: Sequence[tuple[str, int] | None] | None = None) -> list[Job]:
+    """:func:`make_jobs` for rows held in a pyarrow table (``ROW_COLUMNS`` at least): the same
+    jobs, in the same order, but each job's columns are Arrow arrays of its own rows, so they
+    cross the pool's pipe as buffers and become Python lists in the worker, not here."""
+    import pyarrow as pa
+
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise ValueError(f"batch_size must be 1..{MAX_BATCH}")
+    rows = table.select(list(ROW_COLUMNS))
+    by_kid: dict[str, list[int]] = {}
+    for i, kid in enumerate(kids):
+        by_kid.setdefault(kid, []).append(i)
+    jobs = []
+    for kid in sorted(by_kid):
+        idx = by_kid[kid]
+        for start in range(0, len(idx), batch_size):
+            part = idx[start:start + batch_size]
+            # take, not slice: a slice would pickle its parent's whole buffers
+            taken = rows.take(pa.array(part, pa.int64())).combine_chunks()
+            cols = tuple(taken.column(c).chunk(0) if taken.column(c).num_chunks == 1
+                         else pa.concat_arrays(taken.column(c).chunks) for c in ROW_COLUMNS)
+            jobs.append(Job(f"{prefix}-{kid[:8]}-{len(jobs):05d}", kid, cols,  # type: ignore[arg-type]
+                            [versions[i] for i in part], [supersedes[i] for i in part],
+                            None if status_refs is None else [status_refs[i] for i in part]))
+    return jobs
 
 
 def run_jobs(jobs: Sequence[Job], keys: dict[str, Ed25519PrivateKey], *, mode: str, at: dt.datetime,

@@ -95,7 +95,7 @@ def issue_rows(con, pending: pa.Table, *, keyring, assigner: "_StatusAssigner", 
     status list fill as of that chunk, so a crash leaves no entry handed out twice."""
     import pyarrow.compute as pc
 
-    from certificates.issue import JobRunner, job_order, make_jobs
+    from certificates.issue import JobRunner, job_order, make_jobs_from_table
 
     issued = reissued = 0
     issued_at = at.astimezone(CST).replace(tzinfo=None)  # naive China Standard Time, as stored elsewhere
@@ -105,12 +105,14 @@ def issue_rows(con, pending: pa.Table, *, keyring, assigner: "_StatusAssigner", 
         inflight = None
         for offset in range(0, pending.num_rows, chunk):
             part = pending.slice(offset, chunk)
-            cols = {c: part.column(c).to_pylist() for c in part.column_names}
-            kids = [keyring.issuer(code).kid for code in cols["issuer_code"]]
+            # only the columns the parent reads become Python lists; the workers get Arrow
+            cols = {c: part.column(c).to_pylist() for c in ("issuer_code", "version", "prev_licence_id")}
+            kid_of = {code: keyring.issuer(code).kid for code in set(cols["issuer_code"])}
+            kids = [kid_of[code] for code in cols["issuer_code"]]
             refs = assigner.assign(cols["issuer_code"])
-            jobs = make_jobs(cols, cols["version"], cols["prev_licence_id"], kids,
-                             prefix=f"{prefix}-{offset // chunk:04d}", batch_size=batch_size,
-                             status_refs=refs)
+            jobs = make_jobs_from_table(part, cols["version"], cols["prev_licence_id"], kids,
+                                        prefix=f"{prefix}-{offset // chunk:04d}", batch_size=batch_size,
+                                        status_refs=refs)
             results = runner.submit(jobs)
             n_reissued = sum(1 for p in cols["prev_licence_id"] if p)
             issued, reissued = issued + part.num_rows - n_reissued, reissued + n_reissued
@@ -143,7 +145,8 @@ def _store_chunk(con, part: pa.Table, order: pa.Array, refs: list[tuple[str, int
         tokens.append(result.tokens)
         batch_ids.append(pa.repeat(pa.scalar(result.batch_id if mode == "batch" else None, pa.string()), n))
         if mode == "batch":
-            for k, v in (("batch_id", result.batch_id), ("issuer_code", job.columns[8][0]),
+            issuer = job.columns[8][0]
+            for k, v in (("batch_id", result.batch_id), ("issuer_code", getattr(issuer, "as_py", lambda: issuer)()),
                          ("kid", job.kid), ("size", n), ("root", result.root),
                          ("root_jws", result.root_jws), ("issued_at", issued_at)):
                 batches[k].append(v)

@@ -93,3 +93,25 @@ def test_a_failing_chunk_keeps_earlier_chunks_and_their_status_fill_only(tmp_pat
     assert stored == 200, stored  # chunk 1 committed; chunk 2 (rows 200..299 + the duplicate) rolled back
     assert used == stored, f"status_lists.used sums to {used} after a failed chunk, {stored} licences stored"
     con.close()
+
+
+def test_jobs_from_an_arrow_table_match_jobs_from_lists_and_pickle_only_their_rows():
+    import pickle
+
+    from certificates.issue import ROW_COLUMNS, make_jobs, make_jobs_from_table
+
+    table = _pending(500)
+    cols = table.to_pydict()
+    kids = ["kid-b" if i % 3 else "kid-a" for i in range(500)]  # interleaved, as two issuers are
+    refs = [("l", i) for i in range(500)]
+    args = (cols["version"], cols["prev_licence_id"], kids)
+    from_lists = make_jobs(cols, *args, prefix="p", batch_size=64, status_refs=refs)
+    from_table = make_jobs_from_table(table, *args, prefix="p", batch_size=64, status_refs=refs)
+    assert len({k for k in kids}) == 2 and len(from_table) == len(from_lists) > 2
+    for a, b in zip(from_lists, from_table):
+        assert (a.batch_id, a.kid, a.versions, a.supersedes, a.status_refs) == \
+            (b.batch_id, b.kid, b.versions, b.supersedes, b.status_refs)
+        assert [list(c) for c in a.columns] == [c.to_pylist() for c in b.columns], a.batch_id
+    # each job carries its own rows, not the whole chunk's buffers
+    whole = len(pickle.dumps(table.select(list(ROW_COLUMNS))))
+    assert len(pickle.dumps(from_table[0])) < whole / 4
