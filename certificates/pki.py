@@ -41,6 +41,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -187,6 +188,38 @@ def _root_cert(key: Ed25519PrivateKey, at: dt.datetime) -> x509.Certificate:
     )
 
 
+def leaf_cert(subject: x509.Name, public_key: Any, root_key: Ed25519PrivateKey, root: x509.Certificate, *,
+              not_before: dt.datetime, not_after: dt.datetime, eku: x509.ObjectIdentifier,
+              eku_critical: bool = True, content_commitment: bool = False,
+              sans: list[x509.GeneralName] | None = None) -> x509.Certificate:
+    """An end-entity certificate under the hub root: not a CA, digitalSignature (plus
+    contentCommitment for licence signing), one extended key usage, key identifiers; the
+    validity is capped at the root's. Issuer, hub-service and TLS certificates all come from here."""
+    root_ski = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(root.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before).not_valid_after(min(not_after, root.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=content_commitment, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+            encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([eku]), critical=eku_critical)
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return (
+        builder
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski),
+                       critical=False)
+        .sign(root_key, None)
+    )
+
+
 def _issuer_cert(dept: Department, key: Ed25519PrivateKey, root_key: Ed25519PrivateKey,
                  root: x509.Certificate, at: dt.datetime) -> x509.Certificate:
     subject = x509.Name([
@@ -197,24 +230,8 @@ def _issuer_cert(dept: Department, key: Ed25519PrivateKey, root_key: Ed25519Priv
         # ETSI EN 319 412-1 semantics: national trade register (NTR), country CN.
         x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, f"NTRCN-{dept.code}"),
     ])
-    root_ski = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(root.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(at).not_valid_after(min(at + ISSUER_VALIDITY, root.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=True, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-            encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([LICENCE_SIGNING_EKU]), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski),
-                       critical=False)
-        .sign(root_key, None)
-    )
+    return leaf_cert(subject, key.public_key(), root_key, root, not_before=at, not_after=at + ISSUER_VALIDITY,
+                     eku=LICENCE_SIGNING_EKU, content_commitment=True)
 
 
 def _service_cert(key: Ed25519PrivateKey, root_key: Ed25519PrivateKey, root: x509.Certificate,
@@ -224,24 +241,8 @@ def _service_cert(key: Ed25519PrivateKey, root_key: Ed25519PrivateKey, root: x50
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, HUB_NAME),
         x509.NameAttribute(NameOID.COMMON_NAME, f"{HUB_NAME} 服务签章（加注件、用证记录封存）"),
     ])
-    root_ski = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(root.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(at).not_valid_after(min(at + SERVICE_VALIDITY, root.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-            encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([HUB_SERVICE_EKU]), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski),
-                       critical=False)
-        .sign(root_key, None)
-    )
+    return leaf_cert(subject, key.public_key(), root_key, root, not_before=at, not_after=at + SERVICE_VALIDITY,
+                     eku=HUB_SERVICE_EKU)
 
 
 def _load_or_create_service(keys_dir: Path, secret: bytes, root_key: Ed25519PrivateKey,

@@ -30,7 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certificates._time import aware
 from certificates.exceptions import KeyStoreError
-from certificates.pki import _load_cert, _load_key, _write, resolve_passphrase
+from certificates.pki import _load_cert, _load_key, _write, leaf_cert, resolve_passphrase
 from warehouse.datadir import Layout
 
 CLIENT_URI_PREFIX = "urn:onewindow:client:"
@@ -66,26 +66,8 @@ def _root(layout: Layout, passphrase: bytes | None):
 def _leaf(subject: x509.Name, sans: list[x509.GeneralName], eku: x509.ObjectIdentifier,
           key: ec.EllipticCurvePrivateKey, root_key, root: x509.Certificate, at: dt.datetime,
           validity: dt.timedelta) -> x509.Certificate:
-    root_ski = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(root.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(at - dt.timedelta(minutes=5))
-        .not_valid_after(min(at + validity, root.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-            encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski),
-                       critical=False)
-        .sign(root_key, None)
-    )
+    return leaf_cert(subject, key.public_key(), root_key, root, not_before=at - dt.timedelta(minutes=5),
+                     not_after=at + validity, eku=eku, eku_critical=False, sans=sans)
 
 
 def _write_pair(out: Path, stem: str, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate,
