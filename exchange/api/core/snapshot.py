@@ -18,6 +18,7 @@ import datetime as dt
 import gc
 import json
 import logging
+import mmap
 import os
 import tempfile
 import threading
@@ -90,8 +91,13 @@ def _mapped(reader: pa.RecordBatchReader, directory: Path) -> pa.Table:
         with pa.OSFile(name, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
             for batch in reader:
                 writer.write_batch(batch)
-        # not closed here: the table's buffers hold the mapping, which ends when they are freed
-        return pa.ipc.open_file(pa.memory_map(name)).read_all()
+        with open(name, "rb") as fh:
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        # Requests read scattered rows: no readahead, so only the pages read become resident.
+        if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+            mapped.madvise(mmap.MADV_RANDOM)
+        # zero-copy: the table's buffers hold the mapping, which ends when they are freed
+        return pa.ipc.open_file(pa.BufferReader(pa.py_buffer(mapped))).read_all()
     finally:
         os.unlink(name)
 
