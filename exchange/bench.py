@@ -106,9 +106,10 @@ def bench_serve(workdir: Path, console: Console | None = None) -> dict[str, dict
     into a published snapshot; ``ONEWINDOW_BENCH_SERVE_SECONDS`` (15) per measured run,
     ``ONEWINDOW_BENCH_SUSTAINED_SECONDS`` (60) for the sustained run. See exchange/serve_bench.py.
 
-    The issue asks for >= 1M persons. Not the default yet: the snapshot index keeps Python
-    objects per certificate field, and at 1M persons the service grew past 17 GB and was
-    killed (out of memory) while loading; a columnar index comes first (issue 5 notes).
+    The issue asks for >= 1M persons. Not the default yet: with the former dict-of-lists
+    snapshot index the service grew past 17 GB at 1M persons and was killed; the columnar
+    index (1.2 GB peak at 200k) should fit 1M but has not been measured there, and building
+    a 1M library takes ~20-30 minutes on this machine.
     """
     from exchange.serve_bench import bench_serve as serve
 
