@@ -100,11 +100,27 @@ def _run(args: tuple[Job, str, dt.datetime]) -> JobResult:
     return _packed(run_job(*args))
 
 
-def job_order(kids: Sequence[str]) -> list[int]:
-    """Row positions in the order :func:`make_jobs` puts the rows into jobs (by ``kid``, then input order)."""
+def _rows_by_kid(kids: Sequence[str]) -> dict[str, list[int]]:
     by_kid: dict[str, list[int]] = {}
     for i, kid in enumerate(kids):
         by_kid.setdefault(kid, []).append(i)
+    return by_kid
+
+
+def _job_parts(kids: Sequence[str], batch_size: int) -> Iterator[tuple[str, list[int]]]:
+    """(kid, row positions) per job: grouped by signing key (sorted), at most ``batch_size`` rows."""
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise ValueError(f"batch_size must be 1..{MAX_BATCH}")
+    by_kid = _rows_by_kid(kids)
+    for kid in sorted(by_kid):
+        idx = by_kid[kid]
+        for start in range(0, len(idx), batch_size):
+            yield kid, idx[start:start + batch_size]
+
+
+def job_order(kids: Sequence[str]) -> list[int]:
+    """Row positions in the order :func:`make_jobs` puts the rows into jobs (by ``kid``, then input order)."""
+    by_kid = _rows_by_kid(kids)
     return [i for kid in sorted(by_kid) for i in by_kid[kid]]
 
 
@@ -112,20 +128,12 @@ def make_jobs(columns: dict[str, Sequence[Any]], versions: Sequence[int], supers
               kids: Sequence[str], *, prefix: str, batch_size: int,
               status_refs: Sequence[tuple[str, int] | None] | None = None) -> list[Job]:
     """Split rows into jobs: grouped by signing key, at most ``batch_size`` rows each."""
-    if not 1 <= batch_size <= MAX_BATCH:
-        raise ValueError(f"batch_size must be 1..{MAX_BATCH}")
-    by_kid: dict[str, list[int]] = {}
-    for i, kid in enumerate(kids):
-        by_kid.setdefault(kid, []).append(i)
     jobs = []
-    for kid in sorted(by_kid):
-        idx = by_kid[kid]
-        for start in range(0, len(idx), batch_size):
-            part = idx[start:start + batch_size]
-            cols = tuple([columns[c][i] for i in part] for c in ROW_COLUMNS)
-            jobs.append(Job(f"{prefix}-{kid[:8]}-{len(jobs):05d}", kid, cols,
-                            [versions[i] for i in part], [supersedes[i] for i in part],
-                            None if status_refs is None else [status_refs[i] for i in part]))
+    for kid, part in _job_parts(kids, batch_size):
+        cols = tuple([columns[c][i] for i in part] for c in ROW_COLUMNS)
+        jobs.append(Job(f"{prefix}-{kid[:8]}-{len(jobs):05d}", kid, cols,
+                        [versions[i] for i in part], [supersedes[i] for i in part],
+                        None if status_refs is None else [status_refs[i] for i in part]))
     return jobs
 
 
@@ -181,24 +189,16 @@ def make_jobs_from_table(table: Any, versions: Sequence[int], supersedes: Sequen
     cross the pool's pipe as buffers and become Python lists in the worker, not here."""
     import pyarrow as pa
 
-    if not 1 <= batch_size <= MAX_BATCH:
-        raise ValueError(f"batch_size must be 1..{MAX_BATCH}")
     rows = table.select(list(ROW_COLUMNS))
-    by_kid: dict[str, list[int]] = {}
-    for i, kid in enumerate(kids):
-        by_kid.setdefault(kid, []).append(i)
     jobs = []
-    for kid in sorted(by_kid):
-        idx = by_kid[kid]
-        for start in range(0, len(idx), batch_size):
-            part = idx[start:start + batch_size]
-            # take, not slice: a slice would pickle its parent's whole buffers
-            taken = rows.take(pa.array(part, pa.int64())).combine_chunks()
-            cols = tuple(taken.column(c).chunk(0) if taken.column(c).num_chunks == 1
-                         else pa.concat_arrays(taken.column(c).chunks) for c in ROW_COLUMNS)
-            jobs.append(Job(f"{prefix}-{kid[:8]}-{len(jobs):05d}", kid, cols,  # type: ignore[arg-type]
-                            [versions[i] for i in part], [supersedes[i] for i in part],
-                            None if status_refs is None else [status_refs[i] for i in part]))
+    for kid, part in _job_parts(kids, batch_size):
+        # take, not slice: a slice would pickle its parent's whole buffers
+        taken = rows.take(pa.array(part, pa.int64())).combine_chunks()
+        cols = tuple(taken.column(c).chunk(0) if taken.column(c).num_chunks == 1
+                     else pa.concat_arrays(taken.column(c).chunks) for c in ROW_COLUMNS)
+        jobs.append(Job(f"{prefix}-{kid[:8]}-{len(jobs):05d}", kid, cols,  # type: ignore[arg-type]
+                        [versions[i] for i in part], [supersedes[i] for i in part],
+                        None if status_refs is None else [status_refs[i] for i in part]))
     return jobs
 
 
