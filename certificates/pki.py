@@ -247,7 +247,15 @@ def _service_cert(key: Ed25519PrivateKey, root_key: Ed25519PrivateKey, root: x50
 
 def _load_or_create_service(keys_dir: Path, secret: bytes, root_key: Ed25519PrivateKey,
                             root: x509.Certificate, at: dt.datetime) -> HubServiceKey:
-    key_path, cert_path = keys_dir / "hub" / "service.key.pem", keys_dir / "hub" / "service.cert.pem"
+    key, cert = _load_or_create_leaf(keys_dir / "hub" / "service.key.pem", keys_dir / "hub" / "service.cert.pem",
+                                     secret, root, lambda key: _service_cert(key, root_key, root, at))
+    return HubServiceKey(key, cert, root, service_kid(key.public_key()))
+
+
+def _load_or_create_leaf(key_path: Path, cert_path: Path, secret: bytes, root: x509.Certificate,
+                         make_cert: Any) -> tuple[Ed25519PrivateKey, x509.Certificate]:
+    """The key pair stored at ``key_path``/``cert_path`` (created with ``make_cert(key)`` when
+    missing), checked: the certificate holds this key and was issued by ``root``."""
     if key_path.exists():
         key = _load_key(key_path, secret)
     else:
@@ -256,7 +264,7 @@ def _load_or_create_service(keys_dir: Path, secret: bytes, root_key: Ed25519Priv
     if cert_path.exists():
         cert = _load_cert(cert_path)
     else:
-        cert = _service_cert(key, root_key, root, at)
+        cert = make_cert(key)
         _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), private=False)
     if cert.public_key() != key.public_key():
         raise KeyStoreError(cert_path, "certificate does not match the private key")
@@ -264,7 +272,7 @@ def _load_or_create_service(keys_dir: Path, secret: bytes, root_key: Ed25519Priv
         cert.verify_directly_issued_by(root)
     except (ValueError, TypeError, InvalidSignature) as exc:
         raise KeyStoreError(cert_path, f"not issued by the hub root ({exc})") from exc
-    return HubServiceKey(key, cert, root, service_kid(key.public_key()))
+    return key, cert
 
 
 @dataclass(frozen=True)
@@ -303,24 +311,9 @@ class Keyring:
 
         issuers: dict[str, IssuerKey] = {}
         for dept in load_registry().departments.values():
-            key_path = keys_dir / "issuers" / f"{dept.key}.key.pem"
-            cert_path = keys_dir / "issuers" / f"{dept.key}.cert.pem"
-            if key_path.exists():
-                key = _load_key(key_path, secret)
-            else:
-                key = Ed25519PrivateKey.generate()
-                _save_key(key_path, key, secret)
-            if cert_path.exists():
-                cert = _load_cert(cert_path)
-            else:
-                cert = _issuer_cert(dept, key, root_key, root, at)
-                _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), private=False)
-            if cert.public_key() != key.public_key():
-                raise KeyStoreError(cert_path, "certificate does not match the private key")
-            try:
-                cert.verify_directly_issued_by(root)
-            except (ValueError, TypeError, InvalidSignature) as exc:
-                raise KeyStoreError(cert_path, f"not issued by the hub root ({exc})") from exc
+            key, cert = _load_or_create_leaf(
+                keys_dir / "issuers" / f"{dept.key}.key.pem", keys_dir / "issuers" / f"{dept.key}.cert.pem",
+                secret, root, lambda key, dept=dept: _issuer_cert(dept, key, root_key, root, at))
             issuers[dept.key] = IssuerKey(dept, key, cert, root, jwk_thumbprint(key.public_key()))
         retired = tuple(_load_cert(p) for d in (keys_dir / "issuers" / "retired", keys_dir / "hub" / "retired")
                         for p in sorted(d.glob("*.cert.pem")))
