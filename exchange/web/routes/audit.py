@@ -71,8 +71,14 @@ def audit_log(request: Request) -> HTMLResponse:
     store = request.app.state.service_store
     searched = any(f.values()) or "search" in request.query_params
     records, error = search_log(store, f) if searched else ([], None)
+    return _log_page(request, store, f=f, records=records, error=error, searched=searched)
+
+
+def _log_page(request: Request, store: Any, *, f: dict[str, str], records: list[dict], error: str | None,
+              searched: bool, chain: dict | None = None) -> HTMLResponse:
+    """The usage-log page: search form, results (422 when the filters were refused), chain check."""
     return render(request, "log.html", 422 if error else 200, f=f, records=records, error=error, searched=searched,
-                  departments=dict(store.departments()), chain=None, limit=LOG_LIMIT,
+                  departments=dict(store.departments()), chain=chain, limit=LOG_LIMIT,
                   action_names=ACTION_NAMES, rule_names=RULE_NAMES)
 
 
@@ -89,9 +95,7 @@ def _audit_log_search(request: Request, form: Any) -> HTMLResponse:
     f = _log_filters(form)
     store = request.app.state.service_store
     records, error = search_log(store, f)
-    return render(request, "log.html", 422 if error else 200, f=f, records=records, error=error, searched=True,
-                  departments=dict(store.departments()), chain=None, limit=LOG_LIMIT,
-                  action_names=ACTION_NAMES, rule_names=RULE_NAMES)
+    return _log_page(request, store, f=f, records=records, error=error, searched=True)
 
 
 @router.post("/audit/log/verify", response_class=HTMLResponse)
@@ -108,8 +112,7 @@ def _audit_verify_chain(request: Request, form: Any) -> HTMLResponse:
     check_csrf(request, form)
     store = request.app.state.service_store
     report = verify_store_chain(store)
-    chain = {"intact": report.intact, "records": len(store.log_records()), "days": report.days,
+    # the page shows the count only when the chain is intact, when every record was checked
+    chain = {"intact": report.intact, "records": report.records, "days": report.days,
              "problem": str(report.first_broken) if report.first_broken else None}
-    return render(request, "log.html", f=_log_filters({}), records=[], error=None, searched=False,
-                  departments=dict(store.departments()), chain=chain, limit=LOG_LIMIT,
-                  action_names=ACTION_NAMES, rule_names=RULE_NAMES)
+    return _log_page(request, store, f=_log_filters({}), records=[], error=None, searched=False, chain=chain)

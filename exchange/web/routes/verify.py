@@ -29,10 +29,17 @@ async def verify_submit(request: Request) -> Response:
     return await run_in_threadpool(_verify_submit, request, form)
 
 
-def _verify_submit(request: Request, form: Any) -> Response:
+def _verify(request: Request, token: str) -> Any:
+    """The one verification the pages run: trust store and status from the published signed
+    status lists, as in POST /api/v1/verify and the offline verifier (not the snapshot's rows)."""
     from certificates import verify_licence
     from exchange.api.core.statuslists import get_status_lists
 
+    trust = request.app.state.trust.get()
+    return verify_licence(token, trust, at=clock(request), status_source=get_status_lists(request, trust))
+
+
+def _verify_submit(request: Request, form: Any) -> Response:
     require(request, *CLERK_ROLES, "auditor")
     check_csrf(request, form)
     token = str(form.get("token") or "").strip()
@@ -54,10 +61,7 @@ def _verify_submit(request: Request, form: Any) -> Response:
         return render(request, "verify.html", 413, token="", result=None,
                       error=f"粘贴的内容超过 {MAX_TOKEN // 1024} KB，不是电子证照。")
     try:
-        # the same status source as POST /api/v1/verify and the offline verifier: the
-        # published signed status lists (not the snapshot's rows)
-        trust = request.app.state.trust.get()
-        result = verify_licence(token, trust, at=clock(request), status_source=get_status_lists(request, trust))
+        result = _verify(request, token)
     except ApiError as exc:
         return render(request, "verify.html", exc.status_code, token=token, result=None, error=zh(exc.message))
     return render(request, "verify.html", token=token, result=result, error=None,
@@ -72,15 +76,12 @@ async def verify_print(request: Request) -> Response:
 
 
 def _verify_print(request: Request, form: Any) -> Response:
-    from certificates import verify_licence
     from certificates.render import render_licence_html
-    from exchange.api.core.statuslists import get_status_lists
 
     require(request, *CLERK_ROLES, "auditor")
     check_csrf(request, form)
     token = str(form.get("token") or "").strip()[:MAX_TOKEN]
-    trust = request.app.state.trust.get()
-    result = verify_licence(token, trust, at=clock(request), status_source=get_status_lists(request, trust))
+    result = _verify(request, token)
     if result.payload is None or result.code in ("tampered", "unknown_issuer", "malformed"):
         return render(request, "verify.html", 422, token=token, result=result,
                       error=f"证照无法核验，不予打印：{result.reason_zh}")
