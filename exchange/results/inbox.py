@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from exchange.sources.interval import CST
 from warehouse.datadir import Layout
 
 RESULTS_SOURCE = "hub_results"
-CST = dt.timezone(dt.timedelta(hours=8), "CST")
 
 
 @dataclass(frozen=True)

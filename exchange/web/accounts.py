@@ -16,6 +16,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from exchange.sources.interval import CST
 from exchange.web.exceptions import AccountError, SignInRefused
 
 ROLES = ("clerk", "auditor", "administrator")
@@ -24,7 +25,6 @@ SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
 MIN_PASSWORD = 10
 FRONT_DESK = ("frontdesk", "市民中心综合受理窗口")
 COUNTER_CLIENT = "web-counter"
-CST = dt.timezone(dt.timedelta(hours=8), "CST")
 
 
 @dataclass(frozen=True)
