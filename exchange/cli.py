@@ -15,6 +15,7 @@ from rich.table import Table
 
 from exchange.commands import admin as admin_commands
 from exchange.commands import audit as audit_commands
+from exchange.commands import lake as lake_commands
 from exchange.commands import licence as licence_commands
 from exchange.commands import quality as quality_commands
 from warehouse.datadir import ENV_VAR, Layout
@@ -30,6 +31,7 @@ app.add_typer(licence_commands.app, name="licence")
 app.add_typer(quality_commands.app, name="quality")
 app.add_typer(admin_commands.app, name="admin")
 app.add_typer(audit_commands.app, name="audit")
+app.add_typer(lake_commands.app, name="lake")
 
 
 console = Console()

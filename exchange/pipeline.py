@@ -8,9 +8,6 @@ the run's logical moment come in as arguments).
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 
@@ -39,32 +36,28 @@ def extract_step(source_id: str, interval_key: str) -> dict:
                      rerun=state.loaded_before)
     checkpoint("after_extract")
     emit_event(event="step", step="extract", source_id=source_id, rows=result.rows)
-    return {"source_id": source_id, "interval": interval_key, "raw_path": str(result.path), "rows": result.rows,
+    return {"source_id": source_id, "interval": interval_key, "raw_path": result.path, "rows": result.rows,
             "lower": result.lower, "upper": result.upper}
 
 
 def validate_step(extracted: dict, run_id: str) -> dict:
     """Run the dataset's great-expectations suite on the raw partition; split pass / quarantine."""
     import quality
+    from warehouse.lake import Lake
 
     layout = _layout()
+    lake = Lake.from_env(layout)
     source = get_source(extracted["source_id"])
-    out_dir = layout.lake / "checked" / f"source={source.id}" / f"interval={extracted['interval']}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    docs_dir = layout.reports / "data_docs" / source.id / extracted["interval"]
-    result = quality.check_batch(Path(extracted["raw_path"]), source.dataset, run_id=run_id, out_dir=out_dir,
-                                 docs_dir=docs_dir)
-    qdir = layout.quarantine_partition(source.id, extracted["interval"])
-    qdir.mkdir(parents=True, exist_ok=True)
-    tmp = qdir / f".data.{uuid.uuid4().hex}.tmp"
-    shutil.copyfile(result.quarantine_path, tmp)
-    os.replace(tmp, qdir / "data.parquet")
+    interval = extracted["interval"]
+    docs_dir = layout.reports / "data_docs" / source.id / interval
+    result = quality.check_lake_batch(lake, extracted["raw_path"], source.dataset, run_id=run_id,
+                                      out=lake.checked(source.id, interval), docs_dir=docs_dir)
+    lake.copy(str(result.quarantine_path), lake.quarantine(source.id, interval))
     checkpoint("after_validate")
     emit_event(event="step", step="validate", source_id=source.id, rows=result.rows, passed=result.passed,
                quarantined=result.quarantined, flagged=result.flagged)
     out = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()}
-    out.update(source_id=source.id, interval=extracted["interval"], lower=extracted["lower"],
-               upper=extracted["upper"])
+    out.update(source_id=source.id, interval=interval, lower=extracted["lower"], upper=extracted["upper"])
     return out
 
 
@@ -73,9 +66,10 @@ def checked_batch(d: dict):
     import dataclasses
 
     from quality.results import CheckResult
+    from warehouse.lake import as_location
 
     fields = {f.name: f for f in dataclasses.fields(CheckResult)}
-    return CheckResult(**{k: (Path(v) if k.endswith("_path") else v) for k, v in d.items() if k in fields})
+    return CheckResult(**{k: (as_location(v) if k.endswith("_path") else v) for k, v in d.items() if k in fields})
 
 
 def load_step(checked: dict, run_id: str, finished_at: str) -> dict:

@@ -40,7 +40,9 @@ def _input_columns(con: Any, spec: DatasetSpec, path: Path) -> list[str]:
     if not path.is_file():
         raise RawBatchError(path, spec.name, "file does not exist")
     try:
-        described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+        # a partition path (source=…/interval=…) must not add hive columns: the batch is the file's columns
+        described = con.execute("DESCRIBE SELECT * FROM read_parquet(?, hive_partitioning = false)",
+                                [str(path)]).fetchall()
     except duckdb.Error as exc:
         raise RawBatchError(path, spec.name, f"not readable as Parquet ({exc})") from exc
     columns = [row[0] for row in described]
@@ -70,8 +72,8 @@ def stage(con: Any, spec: DatasetSpec, path: Path) -> tuple[list[str], int]:
     con.execute(f"""
         CREATE TABLE {STAGED} AS
         SELECT {select}, file_row_number AS {_ROW}, coalesce(ow_shared.ow_n, 1) AS _key_rows
-        FROM read_parquet(?, file_row_number = true) AS ow_src
-        LEFT JOIN (SELECT {key} AS ow_k, count(*) AS ow_n FROM read_parquet(?)
+        FROM read_parquet(?, file_row_number = true, hive_partitioning = false) AS ow_src
+        LEFT JOIN (SELECT {key} AS ow_k, count(*) AS ow_n FROM read_parquet(?, hive_partitioning = false)
                    GROUP BY ALL HAVING count(*) > 1) AS ow_shared
           ON ow_src.{key} IS NOT DISTINCT FROM ow_shared.ow_k""", [str(path), str(path)])
     (shared,) = con.execute(f"SELECT count(*) FROM {STAGED} WHERE _key_rows > 1").fetchone()
@@ -84,7 +86,8 @@ def stage(con: Any, spec: DatasetSpec, path: Path) -> tuple[list[str], int]:
             UPDATE {STAGED} SET _key_rows = c.n
             FROM (SELECT {key} AS k, count(*) AS n FROM {STAGED} WHERE _key_rows > 1 GROUP BY ALL) c
             WHERE {STAGED}._key_rows > 1 AND {STAGED}.{key} IS NOT DISTINCT FROM c.k""")
-    (rows,) = con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()
+    (rows,) = con.execute("SELECT count(*) FROM read_parquet(?, hive_partitioning = false)",
+                          [str(path)]).fetchone()
     return columns, rows
 
 

@@ -15,8 +15,6 @@ resolves its earlier quarantine entries (``resolved_interval``).
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
-
 from quality.results import CheckResult
 
 SOURCE_ID = "hub_licences"
@@ -41,23 +39,23 @@ def interval_key(at: dt.datetime) -> str:
 
 def check_issued(layout, *, at: dt.datetime, run_id: str) -> tuple[str, CheckResult]:
     """Export the library's licences and check them; returns (interval key, result)."""
-    from quality import check_batch
-    from warehouse.duck import connect
+    from quality import check_lake_batch
+    from warehouse.duck import connect, literal
+    from warehouse.lake import Lake
     from warehouse.lock import writer_lock
 
     key = interval_key(at)
-    out_dir = layout.lake / "checked" / f"source={SOURCE_ID}" / f"interval={key}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    raw = Path(out_dir) / "raw.parquet"
-    with writer_lock(layout.library):
+    lake = Lake.from_env(layout)
+    out = lake.checked(SOURCE_ID, key)
+    with lake.staging(out) as staged, writer_lock(layout.library):
         con = connect(layout.library, read_only=True)
         try:
-            con.execute(f"COPY ({EXPORT_SQL}) TO '{str(raw).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)",
-                        [key])
+            con.execute(f"COPY ({EXPORT_SQL}) TO {literal(staged / 'raw.parquet')} (FORMAT parquet)", [key])
         finally:
             con.close()
-    result = check_batch(raw, DATASET, run_id=run_id, out_dir=out_dir,
-                         docs_dir=layout.reports / "data_docs" / SOURCE_ID / key)
+    raw = lake.join("checked", f"source={SOURCE_ID}", f"interval={key}", "raw.parquet")
+    result = check_lake_batch(lake, raw, DATASET, run_id=run_id, out=out,
+                              docs_dir=layout.reports / "data_docs" / SOURCE_ID / key)
     record_quarantine(layout, key, result)
     return key, result
 
@@ -74,7 +72,7 @@ def record_quarantine(layout, key: str, result: CheckResult) -> None:
     from warehouse.lock import writer_lock
 
     with writer_lock(layout.library):
-        con = open_library(layout)
+        con = open_library(layout, reads=result)
         try:
             con.execute("BEGIN")
             con.execute("DELETE FROM quarantine WHERE source_id = ? AND interval = ?", [SOURCE_ID, key])
@@ -82,7 +80,8 @@ def record_quarantine(layout, key: str, result: CheckResult) -> None:
             con.execute(f"""
                 UPDATE quarantine SET resolved_interval = ?
                 WHERE source_id = ? AND resolved_interval IS NULL AND interval <> ?
-                  AND record_key IN (SELECT _record_key FROM read_parquet({literal(result.passed_path)}))""",
+                  AND record_key IN (SELECT _record_key
+                                     FROM read_parquet({literal(result.passed_path)}, hive_partitioning = false))""",
                         [key, SOURCE_ID, key])
             con.execute("COMMIT")
         except BaseException:

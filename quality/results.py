@@ -23,8 +23,9 @@ class CheckResult:
     flagged: int
     per_rule: dict[str, int]
     gx_success: bool
-    passed_path: Path
-    quarantine_path: Path
-    validation_path: Path
+    # local paths, or s3:// locations for a batch checked into a lake on object storage
+    passed_path: Path | str
+    quarantine_path: Path | str
+    validation_path: Path | str
     duplicates_collapsed: int = 0
     per_rule_field: dict[str, int] = field(default_factory=dict)  # "code:field" -> rows

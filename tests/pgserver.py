@@ -29,7 +29,7 @@ def _bindir() -> Path:
     return Path(found[-1]).parent
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -67,7 +67,7 @@ def start_postgres() -> PostgresServer:
     os.chmod(root, 0o755)
     if as_user:
         shutil.chown(root, user=as_user)
-    server = PostgresServer(root=root, port=_free_port(), bindir=bindir, as_user=as_user)
+    server = PostgresServer(root=root, port=free_port(), bindir=bindir, as_user=as_user)
     data = root / "data"
     server._run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                 "--locale=C.UTF-8")

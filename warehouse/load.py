@@ -35,10 +35,20 @@ _CONTENT = ("licence_type_code", "cert_number", "holder_code", "holder_code_type
             "issuer_code", "issue_date", "valid_from", "valid_until", "extension")
 
 
-def open_library(layout: Layout):
-    """Open the library for writing (caller holds the writer lock) and migrate it."""
+def open_library(layout: Layout, *, reads: CheckResult | None = None):
+    """Open the library for writing (caller holds the writer lock) and migrate it.
+
+    With ``reads``, the connection can also read that checked batch's outputs where
+    they live (a lake on object storage needs DuckDB's httpfs and the lake's secret).
+    """
     con = connect(layout.library)
-    migrate(con)
+    try:
+        migrate(con)
+        if reads is not None:
+            _attach_lake(con, layout, reads)
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
@@ -46,10 +56,11 @@ def merge_batch(layout: Layout, *, source_id: str, dataset: str, interval: str, 
                 run_id: str, batch: CheckResult, finished_at: str) -> MergeResult:
     """Merge passing rows and quarantine; advance the watermark to ``upper`` in the same transaction."""
     with writer_lock(layout.library):
-        con = open_library(layout)
+        con = open_library(layout, reads=batch)
         try:
             con.execute("BEGIN")
-            con.execute(f"CREATE TEMP VIEW batch AS SELECT * FROM read_parquet({literal(batch.passed_path)})")
+            con.execute(f"CREATE TEMP VIEW batch AS SELECT * FROM "
+                        f"read_parquet({literal(batch.passed_path)}, hive_partitioning = false)")
             content = " || '|' || ".join(f"coalesce(CAST({c} AS VARCHAR), '∅')" for c in _CONTENT)
             con.execute(f"""
                 CREATE TEMP TABLE incoming AS
@@ -132,14 +143,23 @@ def merge_batch(layout: Layout, *, source_id: str, dataset: str, interval: str, 
             con.close()
 
 
-def _insert_quarantine(con, path: Path, dataset: str) -> None:
+def _attach_lake(con, layout: Layout, batch: CheckResult) -> None:
+    """Let ``con`` read the batch's outputs when they live in a lake on object storage."""
+    from warehouse.lake import Lake, is_remote
+
+    if is_remote(batch.passed_path) or is_remote(batch.quarantine_path):
+        Lake.from_env(layout).attach(con)
+
+
+def _insert_quarantine(con, path: Path | str, dataset: str) -> None:
     meta = ("_reasons", "_source_id", "_interval", "_record_key", "_flags")
-    cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({literal(path)})").fetchall()]
+    source = f"read_parquet({literal(path)}, hive_partitioning = false)"  # the file's columns, none from its path
+    cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
     payload = ", ".join(f"'{c}', \"{c}\"" for c in cols if c not in meta)
     con.execute(f"""
         INSERT INTO quarantine (source_id, dataset, interval, record_key, reasons, "row", resolved_interval)
         SELECT _source_id, ?, _interval, _record_key, CAST(_reasons AS JSON), json_object({payload}), NULL
-        FROM read_parquet({literal(path)})""", [dataset])
+        FROM {source}""", [dataset])
 
 
 def record_run(layout: Layout, *, source_id: str, interval: str, run_id: str, batch: CheckResult,
@@ -180,15 +200,16 @@ class ExtractState:
 def read_extract_state(layout: Layout, source_id: str, interval: str) -> ExtractState:
     if not layout.library.exists():
         return ExtractState(None, False, None)
-    con = connect(layout.library, read_only=True)
-    try:
-        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if "watermarks" not in tables:
-            return ExtractState(None, False, None)
-        row = con.execute("SELECT cursor FROM watermarks WHERE source_id = ?", [source_id]).fetchone()
-        prev = con.execute("SELECT lower FROM loaded_intervals WHERE source_id = ? AND interval = ?",
-                           [source_id, interval]).fetchone() if "loaded_intervals" in tables else None
-        return ExtractState(row[0] if row else None, prev is not None, prev[0] if prev else None)
-    finally:
-        con.close()
-
+    # under the writer lock: DuckDB refuses a read-only open while another process writes the file
+    with writer_lock(layout.library):
+        con = connect(layout.library, read_only=True)
+        try:
+            tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            if "watermarks" not in tables:
+                return ExtractState(None, False, None)
+            row = con.execute("SELECT cursor FROM watermarks WHERE source_id = ?", [source_id]).fetchone()
+            prev = con.execute("SELECT lower FROM loaded_intervals WHERE source_id = ? AND interval = ?",
+                               [source_id, interval]).fetchone() if "loaded_intervals" in tables else None
+            return ExtractState(row[0] if row else None, prev is not None, prev[0] if prev else None)
+        finally:
+            con.close()

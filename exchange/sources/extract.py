@@ -1,23 +1,21 @@
 """Incremental extraction from department systems into raw Parquet partitions.
 
-One partition per source and data interval (``lake/raw/source=<id>/interval=<key>``),
-written to a temporary file and renamed into place, so a re-run replaces its own
-partition and a killed run leaves no half-written file behind.
+One partition per source and data interval (``lake/raw/source=<id>/interval=<key>``,
+on local disk or object storage: ``warehouse.lake``), written whole (a temporary file
+renamed into place, or one completed upload), so a re-run replaces its own partition
+and a killed run leaves no half-written file behind.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-import os
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse, unquote
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from exchange.exceptions import ExtractError, SourceConfigError
 from exchange.sources.columns import BUSINESS_KEY, NUMERIC, RAW_COLUMNS, select_list
@@ -25,13 +23,14 @@ from exchange.sources.interval import Interval, iso
 from exchange.sources.registry import Source
 from warehouse.datadir import Layout
 from warehouse.duck import connect, literal
+from warehouse.lake import Lake
 
 
 @dataclass(frozen=True)
 class ExtractResult:
     source_id: str
     interval: str
-    path: Path
+    path: str  # lake location of the raw partition (local path or s3:// URI)
     rows: int
     lower: str | None  # inclusive lower bound used (None = from the beginning)
     upper: str  # exclusive upper bound
@@ -64,12 +63,10 @@ def extract(source: Source, interval: Interval, layout: Layout, *, watermark: st
     else:  # the registry validates kinds; this guards hand-built Source objects
         raise SourceConfigError(f"unknown kind {source.kind!r}", source_id=source.id)
     table = _with_meta(table, source, interval)
-    dest = layout.raw_partition(source.id, interval.key)
-    dest.mkdir(parents=True, exist_ok=True)
-    tmp = dest / f".data.{uuid.uuid4().hex}.parquet.tmp"
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, dest / "data.parquet")
-    return ExtractResult(source.id, interval.key, dest / "data.parquet", table.num_rows, lower, upper)
+    lake = Lake.from_env(layout)
+    dest = lake.raw(source.id, interval.key)
+    lake.write_table(table, dest)
+    return ExtractResult(source.id, interval.key, dest, table.num_rows, lower, upper)
 
 
 def _where(cursor: str, lower: str | None, upper: str) -> str:
