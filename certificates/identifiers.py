@@ -36,10 +36,19 @@ _M = 36
 _VALUE = {c: i for i, c in enumerate(ALPHABET)}
 _SERIAL = re.compile(r"[0-9A-Z]+")
 _TYPE = re.compile(r"[0-9A-Z]{18}[0-9]{3}")
+_CODE = re.compile(r"[0-9A-Z]{18}")
 MAX_VERSION = 999
+#: A well-formed identifier: what :func:`parse_identifier` accepts, except that the type
+#: and issuer codes must still pass their GB 32100 format check and the version be >= 1.
+_SHAPE = re.compile(r"1\.2\.156\.3005\.2\.([0-9A-Z]{18}[0-9]{3})\.([0-9A-Z]{18})\.([0-9A-Z]+)\.([0-9]{3})\.([0-9A-Z])")
 
 VARIANT_FLAG = "non-standard check character (known variant)"
 VARIANT_FLAG_ZH = "非标准校验位（已知变体）"
+
+
+#: ISO 7064 hybrid step as a table: the running value after ``ch`` is ``_NEXT[p][ch]``,
+#: where ``S = (P + value(ch)) mod M`` (0 read as M) and the next ``P = 2S mod (M+1)``.
+_NEXT = [{c: ((p + v) % _M or _M) * 2 % (_M + 1) for c, v in _VALUE.items()} for p in range(_M + 1)]
 
 
 def _running_value(body: str, p: int = _M) -> int:
@@ -47,9 +56,9 @@ def _running_value(body: str, p: int = _M) -> int:
 
     ``p`` is the running value before ``body`` (``_M`` at the start), so a value can
     be continued from a cached prefix (:func:`_prefix_value`)."""
+    step = _NEXT
     for ch in body:
-        s = (p + _VALUE[ch]) % _M or _M
-        p = (s * 2) % (_M + 1)
+        p = step[p][ch]
     return p
 
 
@@ -86,6 +95,8 @@ def _check_parts(type_code: str, issuer_code: str, serial: str, version: int) ->
 def _code_format_problem(code: str) -> str | None:
     """A GB 32100 format problem of ``code`` (not its check character), cached: a handful of
     type and issuer codes recur in every identifier."""
+    if not _CODE.fullmatch(code):  # uscc_findings forgives case and spaces; the check character cannot
+        return f"credit code must be 18 characters of 0-9 A-Z: {code!r}"
     bad = [f for f in uscc_findings(code) if f.code != "uscc_check_char"]
     return bad[0].message if bad else None
 
@@ -132,6 +143,27 @@ def parse_identifier(s: str) -> LicenceIdentifier:
     """
     if not isinstance(s, str):
         raise IdentifierError(s, "not a string")
+    parts = _shaped_parts(s)
+    if parts is not None:
+        return LicenceIdentifier(parts[0], parts[1], parts[2], int(parts[3]), parts[4])
+    return _parse_explained(s)
+
+
+def _shaped_parts(s: str) -> tuple[str, str, str, str, str] | None:
+    """(type, issuer, serial, version text, check) of an identifier :func:`parse_identifier`
+    accepts, in one match; None when ``s`` is anything else (:func:`_parse_explained` says why)."""
+    shaped = _SHAPE.fullmatch(s)
+    if shaped is None:
+        return None
+    parts = shaped.groups()
+    if parts[3] == "000" or _code_format_problem(parts[0][:18]) is not None \
+            or _code_format_problem(parts[1]) is not None:
+        return None
+    return parts  # type: ignore[return-value]
+
+
+def _parse_explained(s: str) -> LicenceIdentifier:
+    """:func:`parse_identifier` step by step, so that a failure names what is wrong."""
     if not s.startswith(ROOT + "."):
         raise IdentifierError(s, f"must start with the root {ROOT}")
     parts = s[len(ROOT) + 1:].split(".")
@@ -166,22 +198,41 @@ class IdentifierCheck:
         return self.status != "invalid"
 
 
+def _status(type_code: str, issuer_code: str, serial: str, version_text: str, check: str) -> tuple[Status, str]:
+    """(status, expected check character) of parts that have passed the format checks."""
+    p = _running_value(serial + version_text, _prefix_value(type_code, issuer_code))
+    expected = ALPHABET[(_M + 1 - p) % _M]
+    if check == expected:
+        return "valid", expected
+    if check == ALPHABET[(_M - p) % _M]:  # variant_check_char
+        return "known_variant", expected
+    return "invalid", expected
+
+
 def check_identifier(s: str) -> IdentifierCheck:
     """Check an identifier: ``valid``, ``known_variant`` (flagged, kept) or ``invalid``."""
     try:
         ident = parse_identifier(s)
     except IdentifierError as exc:
         return IdentifierCheck(str(s), "invalid", reason=exc.reason, reason_zh="证照标识格式错误")
-    # parse_identifier has checked the parts: continue from the cached prefix value
-    p = _running_value(f"{ident.serial}{ident.version:03d}", _prefix_value(ident.type_code, ident.issuer_code))
-    expected = ALPHABET[(_M + 1 - p) % _M]
-    if ident.check == expected:
+    status, expected = _status(ident.type_code, ident.issuer_code, ident.serial, f"{ident.version:03d}", ident.check)
+    if status == "valid":
         return IdentifierCheck(s, "valid", ident, expected)
-    if ident.check == ALPHABET[(_M - p) % _M]:  # variant_check_char
+    if status == "known_variant":
         return IdentifierCheck(s, "known_variant", ident, expected, VARIANT_FLAG, VARIANT_FLAG_ZH)
     return IdentifierCheck(s, "invalid", ident, expected,
                            f"check character {ident.check!r} wrong, expected {expected!r}",
                            f"证照标识校验位错误：应为 {expected}")
+
+
+def identifier_status(s: str) -> tuple[Status, str] | None:
+    """``(check_identifier(s).status, issuer code)`` without building the result objects,
+    for an identifier of the usual shape; None for any other text (ask
+    :func:`check_identifier`, which explains). Verification's hot path."""
+    parts = _shaped_parts(s)
+    if parts is None:
+        return None
+    return _status(*parts)[0], parts[1]
 
 
 def next_version(identifier: str) -> str:

@@ -90,6 +90,11 @@ class TrustedIssuer:
     name: str  # department name (subject O)
     not_before: dt.datetime
     not_after: dt.datetime  # the earlier of the issuer's and the root's
+    #: The raw public key (32 bytes): what caches of checked signatures are keyed by.
+    key_bytes: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key_bytes", _raw_public(self.public_key))
 
     def time_status(self, at: dt.datetime) -> TimeStatus:
         at = aware(at)

@@ -68,6 +68,7 @@ def test_wrong_check_is_invalid_with_reason():
     "", "1.2.156.3005.2", EXAMPLE_1.replace("1.2.156.3005.2", "1.2.156.3005.3"),
     EXAMPLE_1 + ".X", EXAMPLE_1.replace(".001.", ".1.", 1), EXAMPLE_1[:-1] + "u",
     EXAMPLE_1.replace(SERIAL, "2023-0403"), EXAMPLE_1.replace(ISSUER, ISSUER[:-1]),
+    EXAMPLE_1.replace(ISSUER, ISSUER.lower()), EXAMPLE_1.replace(ISSUER, " " + ISSUER[1:]),
 ])
 def test_malformed_is_invalid_not_a_crash(bad):
     assert check_identifier(bad).status == "invalid"
@@ -75,7 +76,7 @@ def test_malformed_is_invalid_not_a_crash(bad):
 
 @pytest.mark.parametrize("args", [
     (TYPE, ISSUER, SERIAL, 0), (TYPE, ISSUER, SERIAL, 1000), (TYPE, ISSUER, "", 1),
-    (TYPE[:-1], ISSUER, SERIAL, 1), (TYPE, "1143000000612224IL", SERIAL, 1),
+    (TYPE[:-1], ISSUER, SERIAL, 1), (TYPE, "1143000000612224IL", SERIAL, 1), (TYPE, ISSUER.lower(), SERIAL, 1),
 ])
 def test_make_rejects_bad_parts(args):
     with pytest.raises(IdentifierError) as info:
@@ -115,3 +116,49 @@ def test_any_single_character_change_is_detected(serial, version, data):
     assert result.status != "valid"
     if result.status == "known_variant":  # detected and flagged, never silently accepted
         assert result.reason == VARIANT_FLAG
+
+
+def _outcome(parse, s):
+    try:
+        return parse(s)
+    except IdentifierError as exc:
+        return ("error", exc.reason)
+
+
+@settings(max_examples=500)
+@given(serial=serials, version=st.integers(min_value=0, max_value=999), data=st.data())
+def test_one_match_parse_agrees_with_the_step_by_step_parse(serial, version, data):
+    """parse_identifier's single-regex path returns exactly what the explaining parse does,
+    for identifiers and for any one-character edit of them (any character, dots included)."""
+    from certificates.identifiers import _parse_explained
+
+    ident = f"{ROOT}.{TYPE}.{ISSUER}.{serial}.{version:03d}.{check_char(TYPE, ISSUER, SERIAL, 1)}"
+    pos = data.draw(st.integers(0, len(ident)))
+    edit = data.draw(st.sampled_from(["replace", "insert", "delete"]))
+    char = data.draw(st.characters(codec="utf-8") | st.sampled_from(list(ALPHABET + ".\n")))
+    if edit == "replace":
+        ident = ident[:pos] + char + ident[pos + 1:]
+    elif edit == "insert":
+        ident = ident[:pos] + char + ident[pos:]
+    else:
+        ident = ident[:pos] + ident[pos + 1:]
+    assert _outcome(parse_identifier, ident) == _outcome(_parse_explained, ident)
+
+
+@settings(max_examples=500)
+@given(serial=serials, version=st.integers(min_value=0, max_value=999), data=st.data())
+def test_identifier_status_agrees_with_check_identifier(serial, version, data):
+    """Verification's shortcut reports check_identifier's status and issuer, or None (then
+    verification asks check_identifier) — for good, variant, wrong and misshapen identifiers."""
+    from certificates.identifiers import identifier_status
+
+    check = data.draw(st.sampled_from(ALPHABET))
+    ident = f"{ROOT}.{TYPE}.{ISSUER}.{serial}.{version:03d}.{check}"
+    if data.draw(st.booleans()):
+        pos = data.draw(st.integers(0, len(ident) - 1))
+        ident = ident[:pos] + data.draw(st.characters(codec="utf-8")) + ident[pos + 1:]
+    full, quick = check_identifier(ident), identifier_status(ident)
+    if quick is None:
+        assert full.identifier is None  # misshapen: check_identifier explains
+    else:
+        assert quick == (full.status, full.identifier.issuer_code)

@@ -199,3 +199,28 @@ def test_non_canonical_payload_is_malformed(keyring, trust):
 def test_verify_now_wrapper(keyring, trust):
     result = verify_licence_now(issue(keyring, valid_until=None).token, trust)
     assert isinstance(result.outcome, Outcome)
+
+
+def _signed_raw(keyring, payload_bytes: bytes) -> str:
+    issuer = keyring.issuer("scjg")
+    header = sign_licence({}, issuer).split(".")[0]
+    body = base64.urlsafe_b64encode(payload_bytes).rstrip(b"=").decode()
+    sig = base64.urlsafe_b64encode(issuer.private_key.sign(f"{header}.{body}".encode())).rstrip(b"=")
+    return f"{header}.{body}.{sig.decode()}"
+
+
+@pytest.mark.parametrize("value", ["NaN", "9007199254740993", "1.0"])
+def test_payload_without_a_canonical_form_is_malformed_not_a_crash(keyring, trust, value):
+    """An authentic signature over JSON that RFC 8785 cannot (NaN, beyond 2**53) or would
+    not (1.0 is written 1) produce is a broken licence: MALFORMED, never an exception."""
+    payload = build_payload(make_cert_row(), at=T0)
+    text = json.dumps({**payload, "version": "@"}, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    result = verify_licence(_signed_raw(keyring, text.replace('"@"', value).encode()), trust, at=AT)
+    assert result.outcome is Outcome.MALFORMED and result.detail == "payload_not_canonical"
+
+
+def test_a_status_that_is_not_a_code_is_unrecognised_not_a_crash(keyring, trust):
+    payload = build_payload(make_cert_row(), at=T0)
+    payload["status"] = ["01"]
+    result = verify_licence(sign_licence(payload, keyring.issuer("scjg")), trust, at=AT)
+    assert result.outcome is Outcome.STATUS_UNAVAILABLE and result.detail == "status_code_unrecognised"
