@@ -33,7 +33,6 @@ status, validity). A valid result carries the copy's purpose, requester and expi
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
@@ -118,7 +117,7 @@ def verify_use_copy(parts: list[str], header: dict[str, Any], header_bytes: byte
     and decoded (strict base64url); call that function, not this one."""
     from dataclasses import replace
 
-    from certificates.signing import canonical_json
+    from certificates.signing import parse_canonical
     from certificates.verify import REASON_ZH, Outcome, Verification, verify_licence
 
     def fail(outcome: Outcome, detail: str, reason: str | None = None, **kw: Any) -> Verification:
@@ -134,11 +133,11 @@ def verify_use_copy(parts: list[str], header: dict[str, Any], header_bytes: byte
     except InvalidSignature:
         return fail(Outcome.TAMPERED, "bad_signature", "加注件内容被篡改或签章无效，请勿受理")
     try:
-        payload = json.loads(payload_bytes)
+        payload, canonical = parse_canonical(payload_bytes)
     except (UnicodeDecodeError, ValueError):
         return fail(Outcome.MALFORMED, "bad_payload")
     if not isinstance(payload, dict) or payload.get("ver") != USE_COPY_VERSION or set(payload) != _FIELDS \
-            or canonical_json(payload) != payload_bytes or not isinstance(payload["licence"], str):
+            or not canonical or not isinstance(payload["licence"], str):
         return fail(Outcome.MALFORMED, "unsupported_use_copy")
     issued_at, expires_at = _moment(payload["issued_at"]), _moment(payload["expires_at"])
     if issued_at is None or expires_at is None or expires_at <= issued_at:
