@@ -20,6 +20,12 @@ from exchange.sources.registry import load_sources
 _datasets = sorted({s.dataset for s in load_sources()})
 
 
+def _moment(logical_date, dag_run):
+    """The build's moment: the logical date of a manual or embedded run; an asset-triggered run has
+    none, so the moment it was queued to run after (there is no ``run_after`` key in the task context)."""
+    return logical_date or dag_run.run_after
+
+
 @dag(
     dag_id="library_build",
     doc_md=__doc__,
@@ -33,18 +39,16 @@ _datasets = sorted({s.dataset for s in load_sources()})
 )
 def library_build():
     @task
-    def issue_licences(logical_date=None, run_after=None) -> dict:
+    def issue_licences(logical_date=None, dag_run=None) -> dict:
         from exchange.pipeline import build_step
 
-        moment = logical_date or run_after
-        return build_step(moment.isoformat())
+        return build_step(_moment(logical_date, dag_run).isoformat())
 
     @task(outlets=[Asset("onewindow://snapshot")])
-    def publish_snapshot(issued: dict, logical_date=None, run_after=None) -> dict:
+    def publish_snapshot(issued: dict, logical_date=None, dag_run=None) -> dict:
         from exchange.pipeline import publish_step
 
-        moment = logical_date or run_after
-        return {"issued": issued, **publish_step(moment.isoformat())}
+        return {"issued": issued, **publish_step(_moment(logical_date, dag_run).isoformat())}
 
     publish_snapshot(issue_licences())
 
