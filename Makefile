@@ -32,7 +32,7 @@ test: venv system-deps  ## the whole suite, service-backed tests included
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; fi; exit $$rc
 
 test-fast: venv  ## skip slow and service-backed tests
-	$(BIN)/pytest -q -m "not slow and not postgres and not airflow and not service"
+	$(BIN)/pytest -q -m "not slow and not postgres and not airflow and not service and not production"
 
 bench: venv system-deps  ## named benchmarks, figures as ratios against anchors measured in the same run
 	$(BIN)/onewindow bench
