@@ -29,6 +29,10 @@ Order of checks (the first failure decides the outcome):
 A use-copy (加注件, header ``typ`` ``vnd.onewindow.use-copy+jws``) is handed to
 :func:`certificates.usecopy.verify_use_copy` after step 1: hub service signature, the
 copy's window (``USE_COPY_EXPIRED``), then the wrapped licence through these same steps.
+
+Two caches save work without changing any outcome: decoded headers by the header
+segment's exact text (1,024), and checked batch root statements by (issuer public key,
+header segment, root, signature), at most :data:`VERIFIED_ROOTS_MAX`, successes only.
 """
 
 from __future__ import annotations

@@ -75,3 +75,16 @@ def test_openssl_rates_parse_sign_and_verify():
 
     sign, verify = openssl_ed25519_rates(seconds=1)
     assert sign > 100 and verify > 100
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_bench_licences_reports_verify_figures_with_their_anchor(tmp_path):
+    from exchange.bench import bench_licences
+
+    figures = bench_licences(tmp_path, licences=300)
+    for name in ("verify_per_s", "verify_batch_per_s"):
+        figure = figures[name]
+        assert figure["anchor"] == "openssl_ed25519_verify_per_s" and figure["processes"] == 1
+        assert figure["value"] > 0 and figure["ratio"] == round(figure["value"] / figure["anchor_value"], 4)
+    assert figures["verify_batch_per_s"]["batches"] == 2  # 300 rows of two issuers: one batch each
