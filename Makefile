@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export ONEWINDOW_ENV ?= development
 export ONEWINDOW_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: help venv system-deps demo test test-fast bench lint airflow serve clean
+.PHONY: help venv system-deps demo test test-fast test-production bench lint airflow serve clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -33,6 +33,9 @@ test: venv system-deps  ## the whole suite, service-backed tests included
 
 test-fast: venv  ## skip slow and service-backed tests
 	$(BIN)/pytest -q -m "not slow and not postgres and not airflow and not service and not production"
+
+test-production: venv system-deps  ## the production shape alone: PostgreSQL, Redis, S3, Airflow CeleryExecutor, two replicas
+	$(BIN)/pytest -q -m production
 
 bench: venv system-deps  ## named benchmarks, figures as ratios against anchors measured in the same run
 	$(BIN)/onewindow bench
