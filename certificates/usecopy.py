@@ -33,6 +33,8 @@ status, validity). A valid result carries the copy's purpose, requester and expi
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import math
 from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
@@ -50,9 +52,27 @@ _FIELDS = {"ver", "licence_id", "licence", "purpose", "requester", "issued_at", 
            "stamp"}
 
 
-def _stamp(purpose: dict[str, str], expires_at: dt.datetime) -> str:
-    return (f"仅供事项 {purpose['item']}（办件 {purpose['case']}）使用，"
-            f"{expires_at.strftime('%Y年%m月%d日%H时%M分')}前有效，其他用途无效")
+def _stamp(purpose: dict[str, str], expires_text: str) -> str:
+    return f"仅供事项 {purpose['item']}（办件 {purpose['case']}）使用，{expires_text}前有效，其他用途无效"
+
+
+@functools.lru_cache(maxsize=256)
+def _window_of(second: int, ttl_s: int) -> tuple[str, str, str]:
+    """(issued_at, expires_at, expiry as the 加注 text writes it) for a whole CST second: the
+    same strings for every copy stamped within that second, so they are made once."""
+    issued = dt.datetime.fromtimestamp(second, CST)
+    expires = issued + dt.timedelta(seconds=ttl_s)
+    return (issued.isoformat(timespec="seconds"), expires.isoformat(timespec="seconds"),
+            expires.strftime("%Y年%m月%d日%H时%M分"))
+
+
+def _window(at: dt.datetime, ttl: dt.timedelta) -> tuple[str, str, str]:
+    at = aware(at)
+    if ttl.microseconds == 0:
+        return _window_of(math.floor(at.timestamp()), int(ttl.total_seconds()))
+    issued, expires = at.astimezone(CST), at.astimezone(CST) + ttl
+    return (issued.isoformat(timespec="seconds"), expires.isoformat(timespec="seconds"),
+            expires.strftime("%Y年%m月%d日%H时%M分"))
 
 
 _HEADERS: dict[str, str] = {}  # kid -> encoded use-copy header
@@ -90,12 +110,10 @@ def make_use_copy(signer: "HubServiceKey", *, licence_id: str, licence_token: st
                   requester: dict[str, str], at: dt.datetime, ttl: dt.timedelta,
                   log_seq: int) -> dict[str, Any]:
     """Stamp and sign a use-copy with the hub service key; returns ``{"token", "expires_at", "stamp"}``."""
-    at = aware(at).astimezone(CST)
-    expires = at + ttl
+    issued_at, expires_at, expires_text = _window(at, ttl)
     payload = {"ver": USE_COPY_VERSION, "licence_id": licence_id, "licence": licence_token, "purpose": purpose,
-               "requester": requester, "issued_at": at.isoformat(timespec="seconds"),
-               "expires_at": expires.isoformat(timespec="seconds"), "log_seq": log_seq,
-               "stamp": _stamp(purpose, expires)}
+               "requester": requester, "issued_at": issued_at, "expires_at": expires_at, "log_seq": log_seq,
+               "stamp": _stamp(purpose, expires_text)}
     return {"token": _signed(signer, payload), "expires_at": payload["expires_at"], "stamp": payload["stamp"]}
 
 

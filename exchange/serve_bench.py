@@ -345,12 +345,32 @@ def _figure(value: float, unit: str, anchor: str, anchor_value: float) -> dict:
             "ratio": round(value / anchor_value, 4) if anchor_value else None}
 
 
-def bench_serve(workdir: Path, persons: int, log: Any = None, *, seconds: float = 15,
-                sustained_seconds: float = 60, rotate: int = ROTATE) -> dict[str, dict]:
-    """Build a library of ``persons``, serve it, measure; returns the figures (see the module doc)."""
-    root = workdir / f"serve-{persons}"
+LIBRARY_MARK = "bench-library.json"
+
+
+def library(root: Path, persons: int, log: Any = None, *, reuse: bool = False) -> tuple[Layout, dict]:
+    """The benchmark's library under ``root``: built now, or with ``reuse`` the one a previous run
+    built there (``root / LIBRARY_MARK``, written only once its snapshot is published)."""
     layout = Layout(root).ensure()
-    published = build_library(layout, persons, log)
+    mark = root / LIBRARY_MARK
+    if reuse and mark.is_file():
+        published = json.loads(mark.read_text(encoding="utf-8"))
+        if published.get("persons") == persons and Path(published["path"]).is_file():
+            if log:
+                log.log(f"serve: reusing the {persons:,}-person library in {root}")
+            return layout, published
+    mark.unlink(missing_ok=True)
+    published = {**build_library(layout, persons, log), "persons": persons}
+    mark.write_text(json.dumps(published), encoding="utf-8")
+    return layout, published
+
+
+def bench_serve(workdir: Path, persons: int, log: Any = None, *, seconds: float = 15,
+                sustained_seconds: float = 60, rotate: int = ROTATE, reuse: bool = False) -> dict[str, dict]:
+    """Build a library of ``persons`` (or reuse the one built in ``workdir`` before), serve it,
+    measure; returns the figures (see the module doc)."""
+    root = workdir / f"serve-{persons}"
+    layout, published = library(root, persons, log, reuse=reuse)
     work = root / "bench"
     work.mkdir(exist_ok=True)
     load = prepare_workload(layout, Path(published["path"]), work, rotate=rotate)

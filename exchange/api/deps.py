@@ -34,15 +34,21 @@ async def get_store(request: Request) -> SnapshotStore:
     return request.app.state.snapshots
 
 
-async def get_snapshot(store: Annotated[SnapshotStore, Depends(get_store)]) -> AsyncIterator[Snapshot]:
-    """Lease the current snapshot for the whole request (503 ``no_snapshot`` when there is none).
+async def refreshed(store: SnapshotStore) -> SnapshotStore:
+    """``store`` after swapping to a newly published snapshot, if there is one.
 
     Checking ``snapshots/CURRENT`` is one ``stat``; only when it changed does the (possibly
     long) swap run, in the thread pool, never on the event loop.
     """
     if store.stale():
         await run_in_threadpool(store.refresh)
-    with store.lease(refresh=False) as snap:
+    return store
+
+
+async def get_snapshot(store: Annotated[SnapshotStore, Depends(get_store)]) -> AsyncIterator[Snapshot]:
+    """Lease the current snapshot for the whole request (503 ``no_snapshot`` when there is none);
+    lean routes do the same with ``(await refreshed(store)).lease(refresh=False)``."""
+    with (await refreshed(store)).lease(refresh=False) as snap:
         yield snap
 
 

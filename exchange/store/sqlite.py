@@ -4,16 +4,17 @@ WAL journal, one connection per process guarded by a lock (requests run in a thr
 pool), ``BEGIN IMMEDIATE`` around every read-then-write so the usage-log chain stays
 linear even when a sealing job in another process writes too.
 
-Usage-log appends are group-committed (:class:`LogWriter`): callers queue a record and
-wait for the commit of the batch that holds it; one writer thread assigns ``seq`` and the
-chain hashes in queue order and commits each batch in one transaction. A caller returns
-only after its record is committed, so an answer is never sent for a read whose record
-could still be lost to a crash of the service (``synchronous=NORMAL`` in WAL mode: a
-committed transaction survives a crash of the process; only a power loss before the
-next checkpoint can drop the most recent ones).
+Usage-log appends are group-committed (:mod:`exchange.store.logwriter`): callers queue a
+record and wait for the commit of the batch that holds it — on the event loop that
+submitted it for ``async`` routes, in one writer thread for callers in threads. The writer
+assigns ``seq`` and the chain hashes in order and commits each batch in one transaction.
+A caller returns only after its record is committed, so an answer is never sent for a
+read whose record could still be lost to a crash of the service (``synchronous=NORMAL``
+in WAL mode: a committed transaction survives a crash of the process; only a power loss
+before the next checkpoint can drop the most recent ones).
 
-The writer thread has a connection of its own, so reads on the main connection never
-wait for a log commit (WAL: readers do not block on the writer).
+Each writer has a connection of its own, so reads on the main connection never wait for
+a log commit (WAL: readers do not block on the writer).
 
 Authentication, grants and accepted applications are cached until the store changes:
 every write transaction of this class (any process: the service, the admin CLI) bumps
@@ -31,7 +32,6 @@ import hashlib
 import hmac
 import secrets
 import sqlite3
-import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from exchange.store.base import Application, Client, LogRecord, Seal, StoreError
+from exchange.store.logwriter import LogWriter, LoopLogWriter, log_template
 from warehouse.datadir import Layout
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
@@ -268,6 +269,7 @@ class SqliteStore(_MaterialMethods, _WebMethods):
         self._generation = -1
         self._next_generation_check = 0.0
         self._writer = LogWriter(self)
+        self._loop_writer = LoopLogWriter(self)
 
     def _connect_writer(self) -> sqlite3.Connection:
         """The log writer's own connection (same pragmas)."""
@@ -317,7 +319,8 @@ class SqliteStore(_MaterialMethods, _WebMethods):
             return self._db.execute(sql, args).fetchall()
 
     def close(self) -> None:
-        self._writer.stop()  # commits what is queued first
+        self._loop_writer.stop()  # both commit what is queued first
+        self._writer.stop()
         with self._lock:
             self._db.close()
 
@@ -494,8 +497,8 @@ class SqliteStore(_MaterialMethods, _WebMethods):
         return self._writer.submit(record, at)
 
     def submit_log_async(self, record: dict[str, Any], *, at: dt.datetime) -> "asyncio.Future[LogRecord]":
-        """:meth:`submit_log` from the event loop: an asyncio future, settled once per batch per loop."""
-        return self._writer.submit(record, at, loop=asyncio.get_running_loop())
+        """:meth:`submit_log` from the event loop: committed on that loop (``exchange.store.logwriter``)."""
+        return self._loop_writer.submit(record, at, asyncio.get_running_loop())
 
     def _append_batch(self, db: sqlite3.Connection,
                       batch: list[tuple[str, str, str]]) -> list[LogRecord]:
@@ -558,142 +561,6 @@ class SqliteStore(_MaterialMethods, _WebMethods):
         if unresolved_only:
             sql += " WHERE f.day NOT IN (SELECT day FROM seals)"
         return [tuple(r) for r in self._rows(sql + " ORDER BY f.attempted_at")]
-
-
-_SEQ_MARK = '"seq":-1'
-
-
-def log_template(record: dict[str, Any], at: dt.datetime) -> tuple[str, str, str]:
-    """The record's canonical JSON split where its ``seq`` goes: (head ending in ``"seq":``, tail, day).
-
-    Serialising happens in the caller's thread; the writer thread only joins the number in.
-    ``"seq":-1`` can occur only once in canonical JSON: inside a string value every quote
-    is escaped, so the bare key cannot appear there.
-    """
-    from certificates import canonical_json
-
-    if "seq" in record or "at" in record:
-        raise StoreError("usage-log records get seq and at from the store", code="invalid_record")
-    stamp = _iso(at)
-    text = canonical_json({**record, "seq": -1, "at": stamp}).decode("utf-8")
-    head, mark, tail = text.partition(_SEQ_MARK)
-    if not mark or _SEQ_MARK in tail:
-        raise StoreError("usage-log record does not serialise with one seq", code="invalid_record")
-    return head + '"seq":', tail, stamp[:10]
-
-
-class LogWriter:
-    """Group commit of usage-log records: one thread, batches in queue order, one transaction each.
-
-    While a batch commits, the next requests' records queue up; the thread then takes all
-    of them (at most ``max_batch``) at once. Each record's future is resolved only after
-    its batch's ``COMMIT`` returned, or fails with the batch's error (nothing of a failed
-    batch is written, and every waiting request fails: no answer without its record).
-    """
-
-    def __init__(self, store: SqliteStore, *, max_batch: int = 512) -> None:
-        self.store = store
-        self.max_batch = max_batch
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-        self._stopped = False
-        self.batches = 0  # committed batches (for tests and the benchmark)
-
-    def submit(self, record: dict[str, Any], at: dt.datetime, *,
-               loop: asyncio.AbstractEventLoop | None = None) -> Any:
-        """A :class:`concurrent.futures.Future`, or with ``loop`` an asyncio future of that loop."""
-        fut: Any = Future() if loop is None else loop.create_future()
-        if self._thread is None:
-            with self._start_lock:
-                if self._stopped:
-                    raise StoreError(f"usage log of {self.store.path} is closed", code="store_closed")
-                if self._thread is None:
-                    db = self.store._connect_writer()  # fails here, in the caller, if it cannot
-                    self._thread = threading.Thread(target=self._run, args=(db,), name="usage-log-writer",
-                                                    daemon=True)
-                    self._thread.start()
-        self._queue.put((log_template(record, at), fut))
-        return fut
-
-    def stop(self) -> None:
-        with self._start_lock:
-            self._stopped = True
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
-            thread.join()
-        # Anything queued after the stop mark (a request racing the shutdown) is refused, not left waiting.
-        late = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                late.append((item[1], StoreError(f"usage log of {self.store.path} closed before this record "
-                                                 "was written", code="store_closed")))
-        for fut, exc in late:
-            if isinstance(fut, Future):
-                _settle([(fut, exc)])
-            else:
-                try:
-                    fut.get_loop().call_soon_threadsafe(_settle, [(fut, exc)])
-                except RuntimeError:
-                    pass
-
-    def _run(self, db: sqlite3.Connection) -> None:
-        try:
-            self._loop(db)
-        finally:
-            db.close()
-
-    def _loop(self, db: sqlite3.Connection) -> None:
-        stop = False
-        while not stop:
-            item = self._queue.get()
-            batch = []
-            while True:
-                if item is None:
-                    stop = True
-                else:
-                    batch.append(item)
-                if stop or len(batch) >= self.max_batch:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if not batch:
-                continue
-            try:
-                written: list[Any] = self.store._append_batch(db, [t for t, _ in batch])
-            except BaseException as exc:  # noqa: BLE001 — handed to every waiting request
-                written = [exc] * len(batch)
-            else:
-                self.batches += 1
-            # Threads' futures are settled here; each event loop gets one wake-up per batch.
-            by_loop: dict[Any, list[tuple[Any, Any]]] = {}
-            for (_, fut), outcome in zip(batch, written):
-                if isinstance(fut, Future):
-                    _settle([(fut, outcome)])
-                else:
-                    by_loop.setdefault(fut.get_loop(), []).append((fut, outcome))
-            for loop, pairs in by_loop.items():
-                try:
-                    loop.call_soon_threadsafe(_settle, pairs)
-                except RuntimeError:  # that loop is closed: nobody waits any more
-                    pass
-
-
-def _settle(pairs: list[tuple[Any, Any]]) -> None:
-    for fut, outcome in pairs:
-        if fut.done():  # an asyncio waiter that was cancelled (client went away): record kept
-            continue
-        if isinstance(outcome, BaseException):
-            fut.set_exception(outcome)
-        else:
-            fut.set_result(outcome)
 
 
 def open_store(layout: Layout) -> SqliteStore:

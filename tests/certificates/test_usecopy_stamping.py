@@ -50,3 +50,18 @@ def test_payload_bytes_equal_canonical_json_for_any_token(token):
                "requester": REQUESTER, "issued_at": "2026-11-02T08:00:00+08:00",
                "expires_at": "2026-11-05T08:00:00+08:00", "log_seq": 3, "stamp": "仅供…"}
     assert _payload_bytes(payload) == canonical_json(payload)
+
+
+@pytest.mark.parametrize("at, ttl", [
+    (dt.datetime(2026, 11, 20, 10, 0, 59, 999_999), dt.timedelta(hours=72)),  # cached per whole second
+    (dt.datetime(2026, 12, 31, 23, 59, 59, 500_000, tzinfo=dt.timezone.utc), dt.timedelta(minutes=1)),
+    (dt.datetime(2026, 11, 20, 10, 0, 0, 250_000), dt.timedelta(seconds=30, microseconds=900_000)),  # not cached
+])
+def test_window_strings_equal_the_exact_computation(at, ttl):
+    from certificates._time import CST, aware
+    from certificates.usecopy import _window
+
+    issued = aware(at).astimezone(CST)
+    expires = issued + ttl
+    assert _window(at, ttl) == (issued.isoformat(timespec="seconds"), expires.isoformat(timespec="seconds"),
+                                expires.strftime("%Y年%m月%d日%H时%M分"))

@@ -102,3 +102,12 @@ def test_licences_newest_and_status(index):
     assert index.licence_status("L-X-1") is None
     assert index.licence("L-none") is None and index.licence_status("L-none") is None
     assert index.newest_licence_id("T0:none") is None
+
+
+def test_licence_state_agrees_with_newest_and_status(index):
+    for licence_id, cert_key in (("L-A-1", "T1:A:P1"), ("L-A-2", "T1:A:P1"), ("L-B-1", "T2:B:P1"),
+                                 ("L-X-1", "T9:X:P9"), ("L-X-3", "T9:X:P9")):
+        newest = index.newest_licence_id(cert_key)
+        assert index.licence_state(licence_id, cert_key) == (newest != licence_id, index.licence_status(licence_id))
+    assert index.licence_state("L-A-1", "T1:A:P1") == (True, "01")
+    assert index.licence_state("L-X-3", "T9:X:P9") == (False, None)

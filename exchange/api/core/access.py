@@ -91,8 +91,8 @@ async def credentials(
                               peer_certificate(request.scope) if "extensions" in request.scope else None)
 
 
-async def credentials_from_headers(request: Request) -> RequestCredentials:
-    """:func:`credentials` without FastAPI's per-parameter validation (hot routes).
+def credentials_of(request: Request) -> RequestCredentials:
+    """:func:`credentials` read straight from the request (lean routes, ``exchange.api.core.lean``).
 
     A route using it documents the same headers with ``openapi_extra=CREDENTIAL_OPENAPI``.
     """
@@ -116,7 +116,7 @@ def _credential_parameters() -> list[dict[str, Any]]:
     return probe.openapi()["paths"]["/probe"]["get"]["parameters"]
 
 
-#: ``openapi_extra`` of a route that reads credentials with :func:`credentials_from_headers`
+#: ``openapi_extra`` of a route that reads credentials with :func:`credentials_of`
 CREDENTIAL_OPENAPI: dict[str, Any] = {"parameters": _credential_parameters()}
 
 
@@ -285,4 +285,3 @@ async def get_access(request: Request) -> AccessControl:
 
 AccessDep = Annotated[AccessControl, Depends(get_access)]
 CredentialsDep = Annotated[RequestCredentials, Depends(credentials)]
-HeaderCredentialsDep = Annotated[RequestCredentials, Depends(credentials_from_headers)]

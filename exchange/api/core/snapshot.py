@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from exchange.api.exceptions import NoSnapshot
 from exchange.exceptions import ExchangeError
@@ -128,21 +130,26 @@ class SnapshotIndex:
 
     Columnar and lazy: each row is kept as one JSON text in an Arrow column (``row``), next
     to the few key columns; a request turns the rows it reads into dicts (one Arrow item and
-    one ``json.loads`` a row, a few µs). What is built at load is only the key → row position
-    dicts: subject code, holder code (certificates are ordered by holder: a holder is one run
-    ``start, count``), cert key and licence id. The newest licence of each certificate is
-    joined in DuckDB at load (``licence_id`` / ``licence_version`` in its row, ``newest_licence_id``
-    column), not searched per request. Python objects are per key, not per field of every row
-    (the row-materialising index reached 17 GB at 1M persons).
+    one ``json.loads`` a row, a few µs). DuckDB only scans the tables (no join, sort or
+    aggregate, whose memory grew past 1 GB at 1M persons); what is built at load, in Arrow
+    and numpy, is the certificates' holder order (a holder is one run ``start, count`` of
+    that order), each licence's certificate position, each certificate's newest licence,
+    and the key → row position dicts (subject code, holder code, cert key, licence id).
+    Python objects are per key, not per field of every row (the row-materialising index
+    reached 17 GB at 1M persons).
     """
 
-    def __init__(self, subjects: pa.Table, certificates: pa.Table, licences: pa.Table,
-                 orphan_newest: dict[str, str] | None = None) -> None:
-        """``subjects(subject_code, row)``, ``certificates(holder_code, cert_key, status,
-        newest_licence_id, row)`` ordered by holder code, ``licences(licence_id, cert_key, row)``."""
+    def __init__(self, subjects: pa.Table, certificates: pa.Table, licences: pa.Table) -> None:
+        """``subjects(subject_code, row)``, ``certificates(holder_code, licence_type_code, cert_key,
+        status, row)``, ``licences(licence_id, cert_key, version, row)``, each in any order."""
         self.subjects, self.certificates, self.licences = subjects, certificates, licences
-        holders = certificates.column("holder_code").to_pylist()
-        self._holder_run: dict[str, int] = {}  # holder code -> first row << _RUN_BITS | count
+        # A holder's certificates in licence-type order: positions sorted by (holder, type, key).
+        self._order = pc.sort_indices(certificates.select(["holder_code", "licence_type_code", "cert_key"]),
+                                      sort_keys=[("holder_code", "ascending"),
+                                                 ("licence_type_code", "ascending"),
+                                                 ("cert_key", "ascending")]).to_numpy()
+        holders = certificates.column("holder_code").take(self._order).to_pylist()
+        self._holder_run: dict[str, int] = {}  # holder code -> first place in _order << _RUN_BITS | count
         start = 0
         for i in range(1, len(holders) + 1):
             if i == len(holders) or holders[i] != holders[start]:
@@ -150,58 +157,65 @@ class SnapshotIndex:
                 if count >= _RUN_LIMIT:
                     raise ValueError(f"holder {holders[start]!r} has {count} certificates "
                                      f"(the snapshot index allows {_RUN_LIMIT - 1})")
-                if holders[start] in self._holder_run:
-                    raise ValueError("snapshot index: certificates must be ordered by holder_code")
                 self._holder_run[holders[start]] = (start << _RUN_BITS) | count
                 start = i
         del holders
         self._subject_pos = {c: i for i, c in enumerate(subjects.column("subject_code").to_pylist())}
         self._cert_pos = {c: i for i, c in enumerate(certificates.column("cert_key").to_pylist())}
         self._licence_pos = {c: i for i, c in enumerate(licences.column("licence_id").to_pylist())}
+        # Each licence's certificate (-1: its certificate is not in the table), and each
+        # certificate's newest licence: the highest version, NULL counting as 0 (-1: none).
+        lic_cert = pc.index_in(licences.column("cert_key"), value_set=certificates.column("cert_key"))
+        self._licence_cert = pc.fill_null(lic_cert, -1).to_numpy().astype(np.int64)
+        version = pc.fill_null(licences.column("version"), 0).to_numpy()
+        self._newest = np.full(certificates.num_rows, -1, dtype=np.int64)
+        known = np.flatnonzero(self._licence_cert >= 0)
+        if len(known):
+            by_cert = known[np.lexsort((version[known], self._licence_cert[known]))]
+            cert_of = self._licence_cert[by_cert]
+            last = np.append(cert_of[1:] != cert_of[:-1], True)  # the last (highest version) of each run
+            self._newest[cert_of[last]] = by_cert[last]
         # cert keys of licences whose certificate is not in the table: their newest licence
-        self._orphan_newest = dict(orphan_newest or {})
+        self._orphan_newest: dict[str, str] = {}
+        best: dict[str, int] = {}
+        ids, keys = licences.column("licence_id"), licences.column("cert_key")
+        for pos in np.flatnonzero(self._licence_cert < 0).tolist():
+            key = keys[pos].as_py()
+            if key not in best or version[pos] >= version[best[key]]:
+                best[key] = pos
+                self._orphan_newest[key] = ids[pos].as_py()
         self._subject_rows = subjects.column("row")
         self._cert_rows = certificates.column("row")
         self._licence_rows = licences.column("row")
-        self._newest = certificates.column("newest_licence_id")
+        self._licence_ids = ids
+        self._licence_versions = licences.column("version")
         self._status = certificates.column("status")
-        self._licence_cert_key = licences.column("cert_key")
 
     @classmethod
     def load(cls, conn: Any, spill_dir: Path | None = None) -> "SnapshotIndex":
-        """Read the three tables from a snapshot connection.
+        """Read the three tables from a snapshot connection (plain scans).
 
         With ``spill_dir`` each table is streamed (record batch by batch) into an Arrow IPC file
         there, memory-mapped and unlinked at once: the rows live in the page cache (file-backed,
-        evictable) rather than on the service's heap — the licence tokens alone are ~2.3 KB a
-        licence, over 5 GB at 1M persons. Without it the tables are read into memory.
+        evictable) rather than on the service's heap — the licence tokens alone are ~2 KB a
+        licence, over 4.5 GB at 1M persons. Without it the tables are read into memory.
         """
-        if spill_dir is not None:  # DuckDB's default limit is 80% of RAM: bound the sort and joins
-            conn.execute(f"SET memory_limit = '{DUCKDB_LOAD_MEMORY_LIMIT}'")  # of the load (spilled
-            conn.execute(f"SET temp_directory = '{_sql_text(str(spill_dir / '.duckdb-sort'))}'")  # here)
+        if spill_dir is not None:  # DuckDB's default limit is 80% of RAM: bound what the scans use
+            conn.execute(f"SET memory_limit = '{DUCKDB_LOAD_MEMORY_LIMIT}'")
+            conn.execute(f"SET temp_directory = '{_sql_text(str(spill_dir / '.duckdb-sort'))}'")
 
         def q(sql: str) -> pa.Table:
             if spill_dir is None:
                 return conn.execute(sql).to_arrow_table()
             return _mapped(conn.execute(sql).to_arrow_reader(_BATCH_ROWS), spill_dir)
-        # One licence per certificate is the newest: the highest version (NULL counts as 0).
-        newest = ("SELECT cert_key, arg_max(licence_id, coalesce(version, 0)) AS licence_id "
-                  "FROM licences GROUP BY cert_key")
-        cert_row = _row_json(conn, "certificates", "c", (("licence_id", "n.licence_id"),
-                                                          ("licence_version", "l.version")))
-        certificates = q(
-            "SELECT c.holder_code, c.cert_key, c.status, n.licence_id AS newest_licence_id, "
-            f"{cert_row} AS row FROM certificates c LEFT JOIN ({newest}) n USING (cert_key) "
-            "LEFT JOIN licences l ON l.licence_id = n.licence_id "
-            "ORDER BY c.holder_code, c.licence_type_code, c.cert_key")
-        orphans = conn.execute(f"SELECT n.cert_key, n.licence_id FROM ({newest}) n "
-                               "ANTI JOIN certificates c USING (cert_key)").fetchall()
+        certificates = q("SELECT c.holder_code, c.licence_type_code, c.cert_key, c.status, "
+                         f"{_row_json(conn, 'certificates', 'c')} AS row FROM certificates c")
         subjects = q(f"SELECT s.subject_code, {_row_json(conn, 'subjects', 's')} AS row FROM subjects s")
-        licences = q(f"SELECT l.licence_id, l.cert_key, {_row_json(conn, 'licences', 'l')} AS row "
+        licences = q(f"SELECT l.licence_id, l.cert_key, l.version, {_row_json(conn, 'licences', 'l')} AS row "
                      "FROM licences l")
         if spill_dir is not None:  # then keep its block cache from holding what was read resident
             conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
-        return cls(subjects, certificates, licences, dict(orphans))
+        return cls(subjects, certificates, licences)
 
     def counts(self) -> dict[str, int]:
         return {"subjects": self.subjects.num_rows, "certificates": self.certificates.num_rows,
@@ -211,21 +225,28 @@ class SnapshotIndex:
         pos = self._subject_pos.get(code)
         return None if pos is None else json.loads(self._subject_rows[pos].as_py())
 
+    def _newest_of(self, cert_pos: int) -> tuple[str | None, int | None]:
+        lpos = int(self._newest[cert_pos])
+        if lpos < 0:
+            return None, None
+        return self._licence_ids[lpos].as_py(), self._licence_versions[lpos].as_py()
+
     def certificates_of(self, holder_code: str) -> list[dict[str, Any]]:
         """The holder's certificates, each with ``licence_id``/``licence_version`` of its newest licence."""
         run = self._holder_run.get(holder_code)
         if run is None:
             return []
-        start, rows = run >> _RUN_BITS, self._cert_rows
-        return [json.loads(rows[pos].as_py()) for pos in range(start, start + (run & (_RUN_LIMIT - 1)))]
+        start, rows, order, out = run >> _RUN_BITS, self._cert_rows, self._order, []
+        for place in range(start, start + (run & (_RUN_LIMIT - 1))):
+            pos = int(order[place])
+            row = json.loads(rows[pos].as_py())
+            row["licence_id"], row["licence_version"] = self._newest_of(pos)
+            out.append(row)
+        return out
 
     def certificate(self, cert_key: str) -> dict[str, Any] | None:
         pos = self._cert_pos.get(cert_key)
-        if pos is None:
-            return None
-        row = json.loads(self._cert_rows[pos].as_py())
-        del row["licence_id"], row["licence_version"]
-        return row
+        return None if pos is None else json.loads(self._cert_rows[pos].as_py())
 
     def licence(self, licence_id: str) -> dict[str, Any] | None:
         pos = self._licence_pos.get(licence_id)
@@ -235,15 +256,26 @@ class SnapshotIndex:
         pos = self._cert_pos.get(cert_key)
         if pos is None:
             return self._orphan_newest.get(cert_key)
-        return self._newest[pos].as_py()
+        return self._newest_of(pos)[0]
+
+    def licence_state(self, licence_id: str, cert_key: str) -> tuple[bool, str | None]:
+        """(a newer version of the licence exists, current status of its certificate) by row
+        position, without materialising the newest licence's id (the licence read's hot path)."""
+        pos = self._licence_pos.get(licence_id)
+        cpos = -1 if pos is None else int(self._licence_cert[pos])
+        if cpos < 0:
+            newest = self._orphan_newest.get(cert_key)
+            return newest is not None and newest != licence_id, None
+        newest_pos = int(self._newest[cpos])
+        return newest_pos >= 0 and newest_pos != pos, self._status[cpos].as_py()
 
     def licence_status(self, licence_id: str) -> str | None:
         """Current GB/T 36903 status of the certificate behind a licence; None if unknown."""
         pos = self._licence_pos.get(licence_id)
         if pos is None:
             return None
-        cpos = self._cert_pos.get(self._licence_cert_key[pos].as_py())
-        return None if cpos is None else self._status[cpos].as_py()
+        cpos = int(self._licence_cert[pos])
+        return None if cpos < 0 else self._status[cpos].as_py()
 
     def example_holder(self) -> str | None:
         """A holder code with certificates (for the landing page in development)."""

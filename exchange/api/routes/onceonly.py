@@ -6,10 +6,10 @@ import logging
 
 from fastapi import APIRouter, Request, Response
 
-from exchange.api.core.access import CREDENTIAL_OPENAPI, AccessDep, HeaderCredentialsDep
+from exchange.api.core.access import CREDENTIAL_OPENAPI, credentials_of
 from exchange.api.core.identifiers import check_holder_code
-from exchange.api.core.materials import MaterialsDep
-from exchange.api.deps import CST, CatalogueDep, SnapshotDep, request_now
+from exchange.api.core.lean import lean_route
+from exchange.api.deps import CST, refreshed, request_now
 from exchange.api.exceptions import InvalidIdentifier, ItemNotFound
 from exchange.api.schemas.common import error_responses
 from exchange.api.schemas.onceonly import (FindingOut, ItemRef, ObservationOut, OnceOnlyRequest,
@@ -63,33 +63,33 @@ def to_response(res: Resolution, snapshot_id: str,
         requirements=reqs, findings=findings, notes=res.notes)
 
 
-@router.post("/once-only", response_model=OnceOnlyResponse,
-             responses=error_responses(400, 401, 403, 404, 422, 503),
-             openapi_extra=CREDENTIAL_OPENAPI)
-async def once_only(request: Request, body: OnceOnlyRequest, snap: SnapshotDep, catalogue: CatalogueDep,
-                    access: AccessDep, creds: HeaderCredentialsDep, materials: MaterialsDep) -> OnceOnlyResponse:
+@lean_route(router, "/once-only", methods=["POST"], response_model=OnceOnlyResponse,
+            responses=error_responses(400, 401, 403, 404, 422, 503), openapi_extra=CREDENTIAL_OPENAPI)
+async def once_only(request: Request, body: OnceOnlyRequest) -> OnceOnlyResponse:
     """Which materials of the given items are already on file for the applicant (purpose required)."""
-    # async: the resolver reads the in-memory index; the usage-log commit is awaited.
-    now = request_now(request)
-    a = body.applicant
+    # A lean route: the resolver reads the in-memory index; the usage-log commit is awaited.
+    state, now, a = request.app.state, request_now(request), body.applicant
     code = check_holder_code(a.code, a.code_type)
-    decision = await access.authorise_async(creds, action="once_only", holder_code=code.code, licence_types=[],
-                                            at=now, target=",".join(body.items)[:256], require_all=False)
-    if code.check_char_warning and snap.index.subject(code.code) is None \
-            and not snap.index.certificates_of(code.code):
-        raise InvalidIdentifier(code.check_char_warning)
-    agent = None
-    if a.agent_code:
-        agent = check_holder_code(a.agent_code, "111").code
-    applicant = Applicant(code=code.code, code_type=a.code_type, agent_code=agent)
-    at = now.astimezone(CST).replace(tzinfo=None) if now.tzinfo else now  # library dates are naive CST
-    try:
-        res = resolve(catalogue, snap.index, applicant, body.items, at=at, materials=materials)
-    except UnknownItemError as exc:
-        raise ItemNotFound(f"没有编码为 {exc.code} 的政务服务事项。{exc}") from exc
-    log.info("once-only %s items=%s on_file=%d must_submit=%d findings=%d",
-             mask_identifier(code.code), body.items, res.on_file_count, res.must_submit_count,
-             len(res.findings))
-    out = to_response(res, snap.snapshot_id, access.store.grants_of(decision.client.department_code))
+    with (await refreshed(state.snapshots)).lease(refresh=False) as snap:
+        access = state.access
+        decision = await access.authorise_async(credentials_of(request), action="once_only", holder_code=code.code,
+                                                licence_types=[], at=now, target=",".join(body.items)[:256],
+                                                require_all=False)
+        if code.check_char_warning and snap.index.subject(code.code) is None \
+                and not snap.index.certificates_of(code.code):
+            raise InvalidIdentifier(code.check_char_warning)
+        agent = None
+        if a.agent_code:
+            agent = check_holder_code(a.agent_code, "111").code
+        applicant = Applicant(code=code.code, code_type=a.code_type, agent_code=agent)
+        at = now.astimezone(CST).replace(tzinfo=None) if now.tzinfo else now  # library dates are naive CST
+        try:
+            res = resolve(state.catalogue, snap.index, applicant, body.items, at=at, materials=state.materials)
+        except UnknownItemError as exc:
+            raise ItemNotFound(f"没有编码为 {exc.code} 的政务服务事项。{exc}") from exc
+        log.info("once-only %s items=%s on_file=%d must_submit=%d findings=%d",
+                 mask_identifier(code.code), body.items, res.on_file_count, res.must_submit_count,
+                 len(res.findings))
+        out = to_response(res, snap.snapshot_id, access.store.grants_of(decision.client.department_code))
     # Validated once when built; returned as JSON bytes so FastAPI does not validate it again.
     return Response(out.model_dump_json(), media_type="application/json")  # type: ignore[return-value]

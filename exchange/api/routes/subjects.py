@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 
-from exchange.api.core.access import CREDENTIAL_OPENAPI, AccessDep, HeaderCredentialsDep
+from exchange.api.core.access import CREDENTIAL_OPENAPI, AccessDep, credentials_of
 from exchange.api.core.identifiers import check_holder_code, uscc_check_error
 from exchange.api.deps import SnapshotDep, request_now
 from exchange.api.exceptions import SubjectNotFound
@@ -27,7 +27,6 @@ async def subject_certificates(
     request: Request,
     snap: SnapshotDep,
     access: AccessDep,
-    creds: HeaderCredentialsDep,
     code: Annotated[str, Path(description="citizen ID number (GB 11643) or credit code (GB 32100)")],
     code_type: Annotated[Literal["111", "001"] | None, Query(description="force the code type")] = None,
 ) -> SubjectCertificates:
@@ -37,7 +36,7 @@ async def subject_certificates(
     all_certs = index.certificates_of(holder_code.code)
     # async: in-memory index and cached rules on the loop; the usage-log commit is awaited.
     decision = await access.authorise_async(
-        creds, action="subject_certificates", holder_code=holder_code.code,
+        credentials_of(request), action="subject_certificates", holder_code=holder_code.code,
         licence_types=[c["licence_type_code"] for c in all_certs], at=request_now(request), require_all=False)
     subject = index.subject(holder_code.code)
     certs = [c for c in all_certs if c["licence_type_code"] in decision.granted_types]
