@@ -143,23 +143,34 @@ def parse_identifier(s: str) -> LicenceIdentifier:
     """
     if not isinstance(s, str):
         raise IdentifierError(s, "not a string")
-    parts = _shaped_parts(s)
-    if parts is not None:
+    shaped = _shaped_parts(s)
+    if shaped is not None:
+        parts = shaped[0]
         return LicenceIdentifier(parts[0], parts[1], parts[2], int(parts[3]), parts[4])
     return _parse_explained(s)
 
 
-def _shaped_parts(s: str) -> tuple[str, str, str, str, str] | None:
-    """(type, issuer, serial, version text, check) of an identifier :func:`parse_identifier`
-    accepts, in one match; None when ``s`` is anything else (:func:`_parse_explained` says why)."""
+def _shaped_parts(s: str) -> tuple[tuple[str, str, str, str, str], int] | None:
+    """((type, issuer, serial, version text, check), running value after type + issuer) of an
+    identifier :func:`parse_identifier` accepts, in one match; None when ``s`` is anything
+    else (:func:`_parse_explained` says why)."""
     shaped = _SHAPE.fullmatch(s)
     if shaped is None:
         return None
     parts = shaped.groups()
-    if parts[3] == "000" or _code_format_problem(parts[0][:18]) is not None \
-            or _code_format_problem(parts[1]) is not None:
+    p = _checked_prefix(parts[0], parts[1])
+    if p is None or parts[3] == "000":
         return None
-    return parts  # type: ignore[return-value]
+    return parts, p  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_prefix(type_code: str, issuer_code: str) -> int | None:
+    """:func:`_prefix_value`, or None when either code fails its GB 32100 format check
+    (one cache lookup for the three an identifier needs)."""
+    if _code_format_problem(type_code[:18]) is not None or _code_format_problem(issuer_code) is not None:
+        return None
+    return _prefix_value(type_code, issuer_code)
 
 
 def _parse_explained(s: str) -> LicenceIdentifier:
@@ -198,9 +209,12 @@ class IdentifierCheck:
         return self.status != "invalid"
 
 
-def _status(type_code: str, issuer_code: str, serial: str, version_text: str, check: str) -> tuple[Status, str]:
-    """(status, expected check character) of parts that have passed the format checks."""
-    p = _running_value(serial + version_text, _prefix_value(type_code, issuer_code))
+def _status(p: int, body: str, check: str) -> tuple[Status, str]:
+    """(status, expected check character) from the running value ``p`` after type + issuer,
+    continued over ``body`` (serial + version text), for parts that passed the format checks."""
+    step = _NEXT
+    for ch in body:
+        p = step[p][ch]
     expected = ALPHABET[(_M + 1 - p) % _M]
     if check == expected:
         return "valid", expected
@@ -215,7 +229,8 @@ def check_identifier(s: str) -> IdentifierCheck:
         ident = parse_identifier(s)
     except IdentifierError as exc:
         return IdentifierCheck(str(s), "invalid", reason=exc.reason, reason_zh="证照标识格式错误")
-    status, expected = _status(ident.type_code, ident.issuer_code, ident.serial, f"{ident.version:03d}", ident.check)
+    status, expected = _status(_prefix_value(ident.type_code, ident.issuer_code),
+                               f"{ident.serial}{ident.version:03d}", ident.check)
     if status == "valid":
         return IdentifierCheck(s, "valid", ident, expected)
     if status == "known_variant":
@@ -229,10 +244,14 @@ def identifier_status(s: str) -> tuple[Status, str] | None:
     """``(check_identifier(s).status, issuer code)`` without building the result objects,
     for an identifier of the usual shape; None for any other text (ask
     :func:`check_identifier`, which explains). Verification's hot path."""
-    parts = _shaped_parts(s)
-    if parts is None:
+    shaped = _SHAPE.fullmatch(s)
+    if shaped is None:
         return None
-    return _status(*parts)[0], parts[1]
+    type_code, issuer_code, serial, version_text, check = shaped.groups()
+    p = _checked_prefix(type_code, issuer_code)
+    if p is None or version_text == "000":
+        return None
+    return _status(p, serial + version_text, check)[0], issuer_code
 
 
 def next_version(identifier: str) -> str:
