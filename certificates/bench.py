@@ -150,9 +150,10 @@ def bench_keyring(workdir: Path) -> "Keyring":
 def bench_issue(n: int, *, keyring: "Keyring", mode: str, workdir: Path, workers: int | None = None,
                 batch_size: int = 4096, keep_tokens: int = 20_000) -> tuple[float, list[str]]:
     """Licences/s end to end from library rows: status list entries, payload, identifier,
-    canonical JSON, signature or Merkle proof, and the ``licences`` (and ``licence_batches``)
-    rows stored in a DuckDB library — by :func:`warehouse.build.issue_rows`, the code the
-    library build runs. Returns the rate and up to ``keep_tokens`` stored tokens (for the
+    canonical JSON, signature or Merkle proof, and the licences stored in a library (Parquet
+    files registered in its DuckDB database with the ``licence_batches`` rows) — by
+    :func:`warehouse.build.issue_rows`, the code the library build runs. Returns the rate and
+    up to ``keep_tokens`` stored tokens, read back through the ``licences`` view (for the
     verify benchmark)."""
     import pyarrow as pa
 
@@ -169,7 +170,8 @@ def bench_issue(n: int, *, keyring: "Keyring", mode: str, workdir: Path, workers
     migrate(con)
     start = time.perf_counter()
     issued, _ = issue_rows(con, pending, keyring=keyring, assigner=_StatusAssigner(con), mode=mode, at=at,
-                           prefix="bench", batch_size=batch_size, workers=workers)
+                           prefix="bench", files=workdir / f"bench-{mode}-licences", batch_size=batch_size,
+                           workers=workers)
     elapsed = time.perf_counter() - start
     stored = con.execute("SELECT count(*) FROM licences").fetchone()[0]
     tokens = [t for (t,) in con.execute("SELECT token FROM licences LIMIT ?", [keep_tokens]).fetchall()]
@@ -180,20 +182,17 @@ def bench_issue(n: int, *, keyring: "Keyring", mode: str, workdir: Path, workers
 
 
 def issue_workers(n: int, workers: int | None = None) -> int:
-    """How many processes :func:`certificates.issue.run_jobs` uses for ``n`` rows (for the report)."""
-    import os
+    """How many processes :class:`certificates.issue.JobRunner` uses for ``n`` rows (for the report)."""
+    from certificates.issue import pool_size
 
-    from certificates.issue import DEFAULT_BATCH_SIZE, PARALLEL_MIN_ROWS
-
-    w = workers if workers is not None else min(os.cpu_count() or 1, 8)
-    return w if w > 1 and n >= PARALLEL_MIN_ROWS and n > DEFAULT_BATCH_SIZE else 1
+    return pool_size(n, workers)
 
 
 def sha256_rate(n: int) -> float:
     """SHA-256 (hashlib) over the canonical payloads of the same ``n`` library rows, per second."""
     import hashlib
 
-    from certificates.batch import PayloadEncoder
+    from certificates.encoder import PayloadEncoder
     from certificates.issue import ROW_COLUMNS
 
     cols = library_rows(n)

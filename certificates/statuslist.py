@@ -13,6 +13,10 @@ A licence learns its list and index when issued, in its signed payload::
 
 Indices are handed out in the order of a permutation of ``range(LIST_SIZE)`` seeded
 per list (:func:`index_order`), so neighbouring licences do not sit next to each other.
+A list's seed fixes its order for good (the list's fill counts into it), so the
+permutation is defined by the seed alone: seeds made by :func:`new_seed` (``v2-…``) order
+the indices by a SHAKE-256 key stream (``argsort`` of 64-bit keys, stable); older seeds
+keep the ``random.Random(seed).shuffle`` order they were created with.
 
 The list is published as a compact JWS signed by the department's licence key::
 
@@ -56,11 +60,33 @@ STATUS_MESSAGES = [{"status": f"0x{int(code):x}", "message": f"{code} {name}"}
                                       ("05", "失效"), ("07", "吊销"))]
 
 
-def index_order(seed: str, size: int = LIST_SIZE) -> list[int]:
-    """The order in which a list hands out its entries: a permutation seeded by ``seed``."""
+ORDER_V2 = "v2-"
+
+
+def new_seed() -> str:
+    """A fresh secret seed for a new list (its order: :func:`index_order_array`)."""
+    import secrets
+
+    return ORDER_V2 + secrets.token_hex(16)
+
+
+def index_order_array(seed: str, size: int = LIST_SIZE) -> Any:
+    """The order in which a list hands out its entries (numpy int64): a permutation seeded by ``seed``."""
+    import hashlib
+
+    import numpy as np
+
+    if seed.startswith(ORDER_V2):
+        stream = hashlib.shake_256(f"onewindow.status-order/2:{seed}".encode("utf-8")).digest(8 * size)
+        return np.argsort(np.frombuffer(stream, dtype=">u8"), kind="stable")
     order = list(range(size))
     random.Random(seed).shuffle(order)
-    return order
+    return np.array(order, dtype=np.int64)
+
+
+def index_order(seed: str, size: int = LIST_SIZE) -> list[int]:
+    """:func:`index_order_array` as a list."""
+    return index_order_array(seed, size).tolist()
 
 
 def encode_list(statuses: Mapping[int, str], size: int = LIST_SIZE) -> str:

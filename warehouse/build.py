@@ -14,10 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
 from warehouse.datadir import Layout
+from warehouse.licence_store import files_dir, refresh_view, register, remove_orphans
 from warehouse.lock import writer_lock
 from warehouse.load import open_library
 
@@ -25,9 +28,6 @@ CST = dt.timezone(dt.timedelta(hours=8))
 ENV_MODE = "ONEWINDOW_LICENCE_MODE"
 ENV_BATCH_SIZE = "ONEWINDOW_LICENCE_BATCH_SIZE"
 
-LICENCE_COLUMNS = ("licence_id", "base_id", "cert_key", "version", "token", "issued_at", "supersedes",
-                   "issuer_code", "licence_type_code", "holder_code", "mode", "batch_id", "status_list",
-                   "status_index")
 ENV_STATUS_VALIDITY = "ONEWINDOW_STATUS_VALIDITY_HOURS"
 
 
@@ -53,19 +53,20 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode
     """
     from certificates import Keyring, publish_trust
     from certificates.issue import DEFAULT_BATCH_SIZE, ROW_COLUMNS
+    from certificates.pki import warn_expiring
 
     mode = mode or os.environ.get(ENV_MODE, "batch")
     batch_size = batch_size or int(os.environ.get(ENV_BATCH_SIZE, DEFAULT_BATCH_SIZE))
-    from certificates.pki import warn_expiring
-
     keyring = Keyring.load_or_create(layout, at=at)
     publish_trust(keyring, layout.trust)
     warn_expiring(keyring, at)
     stamp = at.astimezone(CST).strftime("%Y%m%dT%H%M%S")
+    directory = files_dir(layout)
     with writer_lock(layout.library):
         con = open_library(layout)
         try:
-            assigner = _StatusAssigner(con)
+            remove_orphans(con, directory)
+            refresh_view(con, directory)  # the data directory may have moved since the last build
             pending = con.execute(f"""
                 SELECT {', '.join('c.' + c for c in ROW_COLUMNS)}, c.version,
                        prev.licence_id AS prev_licence_id
@@ -74,8 +75,9 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode
                 LEFT JOIN licences prev ON prev.cert_key = c.cert_key AND prev.version = c.version - 1
                 WHERE l.licence_id IS NULL
                 ORDER BY c.cert_key""").fetch_arrow_table()
-            issued, reissued = issue_rows(con, pending, keyring=keyring, assigner=assigner, mode=mode, at=at,
-                                          prefix=stamp, chunk=chunk, batch_size=batch_size, workers=workers)
+            issued, reissued = issue_rows(con, pending, keyring=keyring, assigner=_StatusAssigner(con), mode=mode,
+                                          at=at, prefix=stamp, files=directory, chunk=chunk, batch_size=batch_size,
+                                          workers=workers)
             total = con.execute("SELECT count(*) FROM licences").fetchone()[0]
             publish_status_lists(con, keyring, layout, at=at, published_at=published_at)
         finally:
@@ -84,102 +86,77 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode
 
 
 def issue_rows(con, pending: pa.Table, *, keyring, assigner: "_StatusAssigner", mode: str, at: dt.datetime,
-               prefix: str, chunk: int = 200_000, batch_size: int, workers: int | None = None) -> tuple[int, int]:
+               prefix: str, files: Path, chunk: int = 200_000, batch_size: int,
+               workers: int | None = None) -> tuple[int, int]:
     """Issue and store licences for ``pending`` rows (``ROW_COLUMNS`` + ``version`` +
     ``prev_licence_id``), ``chunk`` rows per transaction: status list entries, payloads,
-    signatures or Merkle proofs, the ``licences`` and ``licence_batches`` rows. Returns
-    (issued, reissued). The build and the licence benchmark both run exactly this.
+    signatures or Merkle proofs, written as Parquet files into ``files`` and registered with
+    the ``licence_batches`` rows (:mod:`warehouse.licence_store`). Returns (issued, reissued).
+    The build and the licence benchmark both run exactly this.
 
     One worker pool serves every chunk, and chunk k+1 is queued to it before chunk k is
-    stored, so the DuckDB insert overlaps the signing. Each chunk's transaction records the
-    status list fill as of that chunk, so a crash leaves no entry handed out twice."""
+    registered. Each chunk's transaction records the status list fill as of that chunk, so a
+    crash leaves no entry handed out twice; a chunk that fails is rolled back and its files
+    deleted (earlier chunks stay)."""
     import pyarrow.compute as pc
 
-    from certificates.issue import JobRunner, job_order, make_jobs_from_table
+    from certificates.issue import JobRunner, make_jobs
 
     issued = reissued = 0
-    issued_at = at.astimezone(CST).replace(tzinfo=None)  # naive China Standard Time, as stored elsewhere
+    registered_at = at.astimezone(CST).replace(tzinfo=None)  # naive China Standard Time, as stored elsewhere
     codes = pc.unique(pending.column("issuer_code")).to_pylist() if pending.num_rows else []
-    keys = {keyring.issuer(code).kid: keyring.issuer(code).private_key for code in codes}
+    kid_of = {code: keyring.issuer(code).kid for code in codes}
+    keys = {kid_of[code]: keyring.issuer(code).private_key for code in codes}
     with JobRunner(keys, mode=mode, at=at, workers=workers, rows=pending.num_rows) as runner:
         inflight = None
         for offset in range(0, pending.num_rows, chunk):
             part = pending.slice(offset, chunk)
-            # only the columns the parent reads become Python lists; the workers get Arrow
-            cols = {c: part.column(c).to_pylist() for c in ("issuer_code", "version", "prev_licence_id")}
-            kid_of = {code: keyring.issuer(code).kid for code in set(cols["issuer_code"])}
-            kids = [kid_of[code] for code in cols["issuer_code"]]
-            refs = assigner.assign(cols["issuer_code"])
-            jobs = make_jobs_from_table(part, cols["version"], cols["prev_licence_id"], kids,
-                                        prefix=f"{prefix}-{offset // chunk:04d}", batch_size=batch_size,
-                                        status_refs=refs)
+            issuers = part.column("issuer_code")
+            lists, index = assigner.assign_arrays(issuers)
+            kids = [kid_of[code] for code in issuers.to_pylist()]
+            rows = part.append_column("status_list", lists).append_column("status_index", pa.array(index, pa.int32()))
+            jobs = make_jobs(rows, kids, prefix=f"{prefix}-{offset // chunk:04d}", batch_size=batch_size, out_dir=files)
             results = runner.submit(jobs)
-            n_reissued = sum(1 for p in cols["prev_licence_id"] if p)
+            n_reissued = part.num_rows - part.column("prev_licence_id").null_count
             issued, reissued = issued + part.num_rows - n_reissued, reissued + n_reissued
             if inflight is not None:
-                _store_chunk(con, *inflight, mode=mode, issued_at=issued_at)
-            inflight = (part, pa.array(job_order(kids), pa.int64()), refs, jobs, results, assigner.fill())
+                _store_chunk(con, files, *inflight, registered_at=registered_at)
+            inflight = (jobs, results, assigner.fill())
         if inflight is not None:
-            _store_chunk(con, *inflight, mode=mode, issued_at=issued_at)
+            _store_chunk(con, files, *inflight, registered_at=registered_at)
     return issued, reissued
 
 
-_LICENCE_SCHEMA = pa.schema([(c, pa.int32() if c in ("version", "status_index") else
-                               pa.timestamp("us") if c == "issued_at" else pa.string()) for c in LICENCE_COLUMNS])
 _BATCH_SCHEMA = pa.schema([("batch_id", pa.string()), ("issuer_code", pa.string()), ("kid", pa.string()),
                            ("size", pa.int32()), ("root", pa.string()), ("root_jws", pa.string()),
                            ("issued_at", pa.timestamp("us"))])
 
 
-def _store_chunk(con, part: pa.Table, order: pa.Array, refs: list[tuple[str, int]], jobs, results,
-                 fill: dict[str, list], *, mode: str, issued_at: dt.datetime) -> None:
-    """Collect one chunk's results and store them, with the status list ``fill``, in one
-    transaction. ``order``: the chunk's row positions in job order (``job_order``); the
-    row columns come from the Arrow chunk, the workers' columns as Arrow arrays."""
-    ids, bases, tokens, batch_ids = [], [], [], []
-    batches: dict[str, list] = {f.name: [] for f in _BATCH_SCHEMA}
-    for job, result in zip(jobs, results):
-        n = len(result.tokens)
-        ids.append(result.licence_ids)
-        bases.append(result.base_ids)
-        tokens.append(result.tokens)
-        batch_ids.append(pa.repeat(pa.scalar(result.batch_id if mode == "batch" else None, pa.string()), n))
-        if mode == "batch":
-            issuer = job.columns[8][0]
-            for k, v in (("batch_id", result.batch_id), ("issuer_code", getattr(issuer, "as_py", lambda: issuer)()),
-                         ("kid", job.kid), ("size", n), ("root", result.root),
-                         ("root_jws", result.root_jws), ("issued_at", issued_at)):
-                batches[k].append(v)
-    rows = part.take(order)
-    n = rows.num_rows
-    columns = {
-        "licence_id": pa.chunked_array(ids, pa.string()), "base_id": pa.chunked_array(bases, pa.string()),
-        "cert_key": rows.column("cert_key"), "version": rows.column("version"),
-        "token": pa.chunked_array(tokens, pa.string()),
-        "issued_at": pa.repeat(pa.scalar(issued_at, pa.timestamp("us")), n),
-        "supersedes": rows.column("prev_licence_id"), "issuer_code": rows.column("issuer_code"),
-        "licence_type_code": rows.column("licence_type_code"), "holder_code": rows.column("holder_code"),
-        "mode": pa.repeat(pa.scalar(mode, pa.string()), n), "batch_id": pa.chunked_array(batch_ids, pa.string()),
-        "status_list": pa.array([r[0] for r in refs], pa.string()).take(order),
-        "status_index": pa.array([r[1] for r in refs], pa.int32()).take(order)}
-    new = pa.table({f.name: columns[f.name].cast(f.type) for f in _LICENCE_SCHEMA})
-    if len(new.column("token")) != n:
-        raise RuntimeError(f"the workers returned {len(new.column('token'))} tokens for {n} rows")
-    new_batches = pa.table(batches, schema=_BATCH_SCHEMA)
-    cols_sql = ", ".join(LICENCE_COLUMNS)
-    con.execute("BEGIN")
+def _store_chunk(con, files: Path, jobs, results, fill: dict[str, list], *, registered_at: dt.datetime) -> None:
+    """Wait for one chunk's jobs and register their files, batch roots and the status list
+    ``fill`` in one transaction; on any failure roll back and delete the chunk's files."""
+    done = []
     try:
-        con.register("new_licences", new)
-        con.register("new_batches", new_batches)
-        con.execute("DELETE FROM licences WHERE licence_id IN (SELECT licence_id FROM new_licences)")
-        con.execute(f"INSERT INTO licences ({cols_sql}) SELECT {cols_sql} FROM new_licences")
-        con.execute("INSERT OR REPLACE INTO licence_batches SELECT * FROM new_batches")
-        _StatusAssigner.save_fill(con, fill)
-        con.unregister("new_licences")
-        con.unregister("new_batches")
-        con.execute("COMMIT")
+        for job, result in zip(jobs, results):
+            if result.rows != job.rows.num_rows:
+                raise RuntimeError(f"job {job.job_id} stored {result.rows} licences for {job.rows.num_rows} rows")
+            done.append(result)
+        batches = pa.Table.from_pylist([b | {"issued_at": registered_at} for r in done for b in r.batches],
+                                       schema=_BATCH_SCHEMA)
+        con.execute("BEGIN")
+        try:
+            register(con, files, [(r.file, r.rows, r.bytes) for r in done], at=registered_at)
+            con.register("new_batches", batches)
+            con.execute("INSERT OR REPLACE INTO licence_batches SELECT * FROM new_batches")
+            con.unregister("new_batches")
+            _StatusAssigner.save_fill(con, fill)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
     except BaseException:
-        con.execute("ROLLBACK")
+        for job in jobs:  # written or not, none of this chunk is registered (the rollback restored the view)
+            (files / f"{job.job_id}.parquet").unlink(missing_ok=True)
         raise
 
 
@@ -194,37 +171,56 @@ class _StatusAssigner:
         for list_id, issuer, seed, used in con.execute(
                 "SELECT list_id, issuer_code, seed, used FROM status_lists ORDER BY list_id").fetchall():
             self.lists[list_id] = [issuer, seed, used]
-        self._orders: dict[str, list[int]] = {}
+        self._orders: dict[str, Any] = {}
 
     def _open_list(self, issuer: str) -> str:
-        import secrets
+        from certificates.statuslist import new_seed
 
         mine = sorted(k for k, v in self.lists.items() if v[0] == issuer)
         if mine and self.lists[mine[-1]][2] < self.size:
             return mine[-1]
         list_id = f"{issuer}-{len(mine) + 1:04d}"
-        self.lists[list_id] = [issuer, secrets.token_hex(16), 0]
+        self.lists[list_id] = [issuer, new_seed(), 0]
         return list_id
 
     def assign(self, issuers: list[str]) -> list[tuple[str, int]]:
-        from certificates.statuslist import index_order
+        """``(list id, index)`` of each row's new entry (:meth:`assign_arrays` as tuples)."""
+        lists, index = self.assign_arrays(pa.array(issuers, pa.string()))
+        return list(zip(lists.to_pylist(), index.tolist()))
 
-        out = []
-        current: dict[str, tuple[str, list, list[int]]] = {}  # issuer -> its open list, until full
-        size = self.size
-        for issuer in issuers:
-            cur = current.get(issuer)
-            if cur is None or cur[1][2] >= size:
+    def assign_arrays(self, issuers: Any) -> tuple[pa.Array, Any]:
+        """Each row's new entry as (list ids, a pyarrow string array; indices, numpy int64):
+        rows of one issuer take the next entries of its open list in that list's order, then
+        of the lists opened after it."""
+        import numpy as np
+        import pyarrow.compute as pc
+
+        from certificates.statuslist import index_order_array
+
+        from certificates.arrow_text import single
+
+        codes = pc.dictionary_encode(single(issuers).cast(pa.string()))
+        indices = codes.indices.to_numpy(zero_copy_only=False)
+        names = codes.dictionary.to_pylist()
+        index = np.empty(len(indices), dtype=np.int64)
+        list_of = np.empty(len(indices), dtype=np.int64)
+        list_ids: list[str] = []
+        for k, issuer in enumerate(names):
+            rows = np.flatnonzero(indices == k)
+            done = 0
+            while done < len(rows):
                 list_id = self._open_list(issuer)
                 entry = self.lists[list_id]
                 order = self._orders.get(list_id)
                 if order is None:
-                    order = self._orders[list_id] = index_order(entry[1], size)
-                cur = current[issuer] = (list_id, entry, order)
-            list_id, entry, order = cur
-            out.append((list_id, order[entry[2]]))
-            entry[2] += 1
-        return out
+                    order = self._orders[list_id] = index_order_array(entry[1], self.size)
+                take = min(len(rows) - done, self.size - entry[2])
+                index[rows[done:done + take]] = order[entry[2]:entry[2] + take]
+                list_of[rows[done:done + take]] = len(list_ids)
+                list_ids.append(list_id)
+                entry[2] += take
+                done += take
+        return pa.array(list_ids, pa.string()).take(pa.array(list_of)), index
 
     def fill(self) -> dict[str, list]:
         """Each list's [issuer_code, seed, used] as of now (a copy, for :meth:`save_fill`)."""

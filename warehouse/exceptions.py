@@ -26,3 +26,26 @@ class LakeIOError(WarehouseError):
         self.action = action
         self.retryable = not isinstance(cause, FileNotFoundError)  # a missing object stays missing
         super().__init__(f"lake: cannot {action} {location}: {type(cause).__name__}: {cause}")
+
+
+class LicenceConflict(WarehouseError):
+    """A build would store a licence identifier that is already stored (or twice in one chunk).
+
+    Identifiers derive from type, issuer, a hash of the certificate key and the version, so
+    this means two certificates collided (or one certificate was issued twice): the chunk is
+    rolled back, earlier chunks and the last good state stay; a retry gives the same result."""
+
+    def __init__(self, licence_ids: list[str]) -> None:
+        self.licence_ids = licence_ids
+        shown = ", ".join(licence_ids[:5]) + (" …" if len(licence_ids) > 5 else "")
+        super().__init__(f"{len(licence_ids)} licence identifier(s) would be stored twice: {shown}; "
+                         "nothing of this chunk was stored — check the certificates behind them")
+
+
+class LicenceFilesMissing(WarehouseError):
+    """Licence files registered in the library are gone from its licence directory."""
+
+    def __init__(self, directory: str, names: list[str]) -> None:
+        self.directory, self.names = directory, names
+        super().__init__(f"{len(names)} registered licence file(s) missing from {directory} "
+                         f"(first: {names[0]}); restore them from a backup of the data directory")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import duckdb
 
+from warehouse.licence_store import STORE_COLUMNS, STORE_DDL, view_sql
+
 CERT_COLUMNS = (
     "cert_key", "licence_type_code", "licence_type_name", "cert_number", "holder_code", "holder_code_type",
     "holder_name", "issuer_name", "issuer_code", "issue_date", "valid_from", "valid_until", "status",
@@ -150,6 +152,20 @@ MIGRATIONS: tuple[str, ...] = (
         valid_from TIMESTAMP,
         valid_until TIMESTAMP
     );
+    """,
+    # 5: licences stored compactly (warehouse.licence_store): each token as its three segments, new
+    # builds' rows in registered Parquet files, `licences` a view that joins the segments back
+    f"""
+    {STORE_DDL}
+    INSERT INTO licence_store
+    SELECT licence_id, base_id, cert_key, version, issued_at, supersedes, issuer_code, licence_type_code,
+           holder_code, mode, batch_id, status_list, status_index,
+           CASE WHEN len(string_split(token, '.')) = 3 THEN split_part(token, '.', 1)
+                ELSE error('licence ' || licence_id || ': its stored token is not three segments') END,
+           split_part(token, '.', 2), split_part(token, '.', 3)
+    FROM licences;
+    DROP TABLE licences;
+    {view_sql([])};
     """,
 )
 

@@ -9,7 +9,8 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from certificates.batch import PayloadEncoder, sign_batch
+from certificates.batch import sign_batch
+from certificates.encoder import PayloadEncoder
 from certificates.merkle import MerkleTree, leaf_hash, reference_root, root_from_path
 from certificates.model import build_payload
 from certificates.signing import canonical_json
@@ -276,12 +277,14 @@ def test_encode_many_reports_a_bad_row_like_encode():
 
 
 def test_ordinary_rows_take_the_column_path_and_odd_ones_the_row_path():
-    from certificates.batch import _encode_columns
+    from certificates.columns import encode_arrow
+    from certificates.encoder import _arrays_from_lists, utf8_list
 
     rows = [_row(1, issue_date=dt.date(2026, 3, 1)), _row(2, holder_name=' 前后空格 '),
             _row(3, extension='{"f":1.5}'), _row(4, holder_name="引号\"")]
     columns = {c: [r[c] for r in rows] for c in rows[0]}
-    ids, _, data = _encode_columns(PayloadEncoder(at=AT), columns, [1] * 4, [None] * 4, None)
+    ids, _, payload = encode_arrow(PayloadEncoder(at=AT), *_arrays_from_lists(columns, [1] * 4, [None] * 4, None))
+    ids, data = ids.to_pylist(), utf8_list(payload)
     assert [d is not None for d in data] == [True, False, True, False]  # a float extension: rfc8785 inline
     for k in (0, 2):
         assert data[k] == canonical_json(build_payload(rows[k], at=AT)) and ids[k] is not None
@@ -290,7 +293,7 @@ def test_ordinary_rows_take_the_column_path_and_odd_ones_the_row_path():
 def test_the_strip_class_holds_every_character_python_strips():
     import re
 
-    from certificates.batch import _STRIP_CLASS
+    from certificates.columns import _STRIP_CLASS
 
     spaces = {c for c in range(0x110000) if chr(c).isspace()}
     assert {int(h, 16) for h in re.findall(r"\\x\{([0-9a-f]+)\}", _STRIP_CLASS)} == spaces
@@ -298,7 +301,7 @@ def test_the_strip_class_holds_every_character_python_strips():
 
 def test_encode_many_in_slices_equals_one_pass(monkeypatch):
     """Large inputs go column-wise a slice at a time (Arrow string arrays stay one chunk)."""
-    import certificates.batch as batch_module
+    import certificates.encoder as batch_module
 
     rows = [_row(i, issue_date=dt.date(2026, 3, 1), valid_from=None, valid_until=None) for i in range(23)]
     rows[5]["holder_name"] = " 前后空格 "

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from certificates.batch import PayloadEncoder, sign_batch
+from certificates.batch import sign_batch
+from certificates.encoder import PayloadEncoder
 from tests.certificates.factories import T0, make_cert_row, make_layout
 
 

@@ -32,11 +32,25 @@ def test_encoding_is_the_w3c_bit_order_and_round_trips():
     assert len(bits) * 8 == LIST_SIZE * 4 and bits[0] == 0x27 and bits[-1] == 0x03 and not any(bits[1:-1])
 
 
-def test_index_order_is_a_seeded_permutation_that_scatters_neighbours():
-    a, b = index_order("seed-a"), index_order("seed-b")
-    assert sorted(a) == list(range(LIST_SIZE)) and a == index_order("seed-a") and a != b
+@pytest.mark.parametrize("seeds", [("seed-a", "seed-b"), "new"])
+def test_index_order_is_a_seeded_permutation_that_scatters_neighbours(seeds):
+    from certificates.statuslist import new_seed
+
+    seed_a, seed_b = (new_seed(), new_seed()) if seeds == "new" else seeds
+    a, b = index_order(seed_a), index_order(seed_b)
+    assert sorted(a) == list(range(LIST_SIZE)) and a == index_order(seed_a) and a != b
     gaps = [abs(x - y) for x, y in zip(a[:1000], a[1:1001])]
     assert sum(g == 1 for g in gaps) < 5 and sorted(gaps)[500] > 1000
+
+
+def test_index_order_of_a_seed_never_changes():
+    """A list's fill counts into its order, so the order of a stored seed is fixed for good:
+    known answers for an old (random.shuffle) seed and a v2 (SHAKE-256 key stream) seed."""
+    from certificates.statuslist import new_seed
+
+    assert index_order("seed-a")[:6] == [11621, 74789, 2915, 60858, 78042, 52899]
+    assert index_order("v2-00112233445566778899aabbccddeeff")[:6] == [96942, 10885, 46678, 60795, 13749, 125098]
+    assert new_seed().startswith("v2-") and len(new_seed()) == 35
 
 
 def test_a_signed_list_answers_per_entry_inside_its_window(keyring, trust):

@@ -97,7 +97,8 @@ def test_the_status_comes_from_the_cached_list_not_the_signed_payload(world, tmp
 def test_tampered_malformed_and_unknown_issuer(world, tmp_path):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from certificates.batch import PayloadEncoder, sign_batch
+    from certificates.batch import sign_batch
+    from certificates.encoder import PayloadEncoder
     from certificates.trust import jwk_thumbprint
 
     _, tokens = world

@@ -85,8 +85,10 @@ def test_batch_is_the_default_and_a_changed_certificate_gets_a_new_version(tmp_p
 
 def test_parallel_issuance_gives_the_same_licences_as_in_process(tmp_path, monkeypatch):
     monkeypatch.setenv("ONEWINDOW_ENV", "development")
+    import pyarrow.parquet as pq
+
     from certificates import TrustStore, verify_licence
-    from certificates.issue import make_jobs, run_jobs
+    from certificates.issue import JobRunner, make_jobs
     from certificates.pki import Keyring
 
     layout = Layout(tmp_path).ensure()
@@ -94,17 +96,26 @@ def test_parallel_issuance_gives_the_same_licences_as_in_process(tmp_path, monke
     issuer = keyring.issuer("scjg")
     rows = [make_cert_row(cert_number=f"JY1330106{i:07d}", issue_date=dt.date(2026, 3, 1),
                           valid_from=dt.date(2026, 3, 1), valid_until=None) for i in range(60)]
-    cols = {c: [r[c] for r in rows] for c in rows[0]}
-    jobs = make_jobs(cols, [1] * 60, [None] * 60, [issuer.kid] * 60, prefix="t", batch_size=16)
+    table = pa.Table.from_pylist([r | {"version": 1, "prev_licence_id": None, "status_list": f"{issuer.code}-0001",
+                                       "status_index": i} for i, r in enumerate(rows)])
     keys = {issuer.kid: issuer.private_key}
     import certificates.issue as issue_mod
 
     monkeypatch.setattr(issue_mod, "PARALLEL_MIN_ROWS", 1)
-    pooled = list(run_jobs(jobs, keys, mode="batch", at=AT, workers=2))
-    local = list(run_jobs(jobs, keys, mode="batch", at=AT, workers=1))
-    assert [r.tokens for r in pooled] == [r.tokens for r in local]
+    stored = {}
+    for workers in (2, 1):
+        jobs = make_jobs(table, [issuer.kid] * 60, prefix="t", batch_size=16, out_dir=tmp_path / f"w{workers}",
+                         job_rows=32)
+        with JobRunner(keys, mode="batch", at=AT, workers=workers, rows=60) as runner:
+            assert (runner.pool is not None) == (workers == 2)
+            results = list(runner.submit(jobs))
+        assert [r.rows for r in results] == [32, 28] and len({r.file for r in results}) == 2
+        stored[workers] = pa.concat_tables([pq.read_table(tmp_path / f"w{workers}" / r.file) for r in results])
+    assert stored[1].equals(stored[2])
     trust = TrustStore.from_dir(publish(keyring, layout))
-    assert all(verify_licence(t, trust, at=CHECK_AT).code == "valid" for r in pooled for t in r.tokens)
+    tokens = [".".join(seg) for seg in zip(*(stored[2].column(c).to_pylist()
+                                             for c in ("token_header", "token_payload", "token_tail")))]
+    assert all(verify_licence(t, trust, at=CHECK_AT).code == "valid" for t in tokens)
 
 
 def publish(keyring, layout):

@@ -1,12 +1,12 @@
 """issue_rows over several chunks with one worker pool: every licence stored once, each
 status list entry handed out once, and a chunk's transaction records the status list fill
-of that chunk only (the next chunk is already being signed while it is stored)."""
+of that chunk only (the next chunk is already being signed while it is stored); a failed
+chunk leaves neither rows nor files behind."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
 import pyarrow as pa
 import pytest
 
@@ -50,7 +50,8 @@ def test_chunked_issuance_stores_each_licence_once_with_unique_status_entries(tm
     con = _db(tmp_path)
     n = 700
     issued, reissued = issue_rows(con, _pending(n), keyring=keyring, assigner=_StatusAssigner(con),
-                                  mode="batch", at=AT, prefix="t", chunk=200, batch_size=64, workers=workers)
+                                  mode="batch", at=AT, prefix="t", files=tmp_path / "licences", chunk=200,
+                                  batch_size=64, workers=workers)
     assert (issued, reissued) == (n, 0)
     total, ids, entries, certs = con.execute(
         "SELECT count(*), count(DISTINCT licence_id), count(DISTINCT (status_list, status_index)), "
@@ -79,39 +80,47 @@ def test_a_failing_chunk_keeps_earlier_chunks_and_their_status_fill_only(tmp_pat
                                                                          workers):
     import certificates.issue as issue_mod
     from warehouse.build import _StatusAssigner, issue_rows
+    from warehouse.exceptions import LicenceConflict
+    from warehouse.licence_store import registered
 
     monkeypatch.setattr(issue_mod, "PARALLEL_MIN_ROWS", 1)
     con = _db(tmp_path)
-    # the last chunk holds one row twice: the same licence_id twice breaks the primary key on insert
+    files = tmp_path / "licences"
+    # the last chunk holds one row twice: the same licence_id twice is refused when it is registered
     good = _pending(300)
     pending = pa.concat_tables([good, _pending(1, start=299).cast(good.schema)])
-    with pytest.raises(duckdb.ConstraintException):
+    with pytest.raises(LicenceConflict) as exc:
         issue_rows(con, pending, keyring=keyring, assigner=_StatusAssigner(con), mode="batch", at=AT,
-                   prefix="t", chunk=200, batch_size=64, workers=workers)
+                   prefix="t", files=files, chunk=200, batch_size=64, workers=workers)
+    assert len(exc.value.licence_ids) == 1
     stored = con.execute("SELECT count(*) FROM licences").fetchone()[0]
     used = con.execute("SELECT coalesce(sum(used), 0) FROM status_lists").fetchone()[0]
     assert stored == 200, stored  # chunk 1 committed; chunk 2 (rows 200..299 + the duplicate) rolled back
     assert used == stored, f"status_lists.used sums to {used} after a failed chunk, {stored} licences stored"
+    # only the committed chunk's files are left, and they are the registered ones
+    assert sorted(p.name for p in files.iterdir()) == sorted(registered(con))
     con.close()
 
 
-def test_jobs_from_an_arrow_table_match_jobs_from_lists_and_pickle_only_their_rows():
+def test_jobs_group_rows_by_key_in_whole_batches_and_pickle_only_their_rows(tmp_path):
     import pickle
 
-    from certificates.issue import ROW_COLUMNS, make_jobs, make_jobs_from_table
+    from certificates.issue import make_jobs
 
     table = _pending(500)
-    cols = table.to_pydict()
     kids = ["kid-b" if i % 3 else "kid-a" for i in range(500)]  # interleaved, as two issuers are
-    refs = [("l", i) for i in range(500)]
-    args = (cols["version"], cols["prev_licence_id"], kids)
-    from_lists = make_jobs(cols, *args, prefix="p", batch_size=64, status_refs=refs)
-    from_table = make_jobs_from_table(table, *args, prefix="p", batch_size=64, status_refs=refs)
-    assert len({k for k in kids}) == 2 and len(from_table) == len(from_lists) > 2
-    for a, b in zip(from_lists, from_table):
-        assert (a.batch_id, a.kid, a.versions, a.supersedes, a.status_refs) == \
-            (b.batch_id, b.kid, b.versions, b.supersedes, b.status_refs)
-        assert [list(c) for c in a.columns] == [c.to_pylist() for c in b.columns], a.batch_id
+    table = table.append_column("status_list", pa.array(["l"] * 500)).append_column(
+        "status_index", pa.array(range(500), pa.int32()))
+    jobs = make_jobs(table, kids, prefix="p", batch_size=64, out_dir=tmp_path, job_rows=128)
+    want = [i for i in range(500) if kids[i] == "kid-a"] + [i for i in range(500) if kids[i] == "kid-b"]
+    got = [k for job in jobs for k in job.rows.column("status_index").to_pylist()]
+    assert got == want  # by key (sorted), then input order
+    spans = [(job.rows.column("kid")[a].as_py(), z - a) for job in jobs for _, a, z in job.spans]
+    assert [n for _, n in spans] == [64, 64, 39, 64, 64, 64, 64, 64, 13]  # 167 of kid-a, 333 of kid-b
+    for job in jobs:
+        for _, a, z in job.spans:
+            assert len(set(job.rows.column("kid")[a:z].to_pylist())) == 1
+        assert job.rows.num_rows <= 128
+    assert len({b for job in jobs for b, _, _ in job.spans}) == 9
     # each job carries its own rows, not the whole chunk's buffers
-    whole = len(pickle.dumps(table.select(list(ROW_COLUMNS))))
-    assert len(pickle.dumps(from_table[0])) < whole / 4
+    assert len(pickle.dumps(jobs[0])) < len(pickle.dumps(table)) / 3
