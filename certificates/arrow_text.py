@@ -59,6 +59,14 @@ def slices(text: Any, starts: np.ndarray, lengths: np.ndarray) -> pa.Array:
     return arr.cast(pa.string())
 
 
+def fixed_width(matrix: Any) -> pa.Array:
+    """A string array whose value ``k`` is the ASCII row ``matrix[k]`` (all rows one width),
+    over the matrix's own bytes."""
+    n, width = matrix.shape
+    offsets = pa.py_buffer(np.arange(n + 1, dtype=np.int32) * np.int32(width))
+    return pa.Array.from_buffers(pa.string(), n, [None, offsets, pa.py_buffer(np.ascontiguousarray(matrix))])
+
+
 def b64url_array(arr: Any) -> pa.Array:
     """BASE64URL (no padding) of every value of a non-null string or binary array."""
     arr = single(arr)
@@ -73,3 +81,43 @@ def b64url_array(arr: Any) -> pa.Array:
         poff = off
     text = binascii.b2a_base64(data[poff[0]:poff[-1]], newline=False).translate(_TO_URL)
     return slices(text, (poff[:-1] - poff[0]).astype(np.int64) // 3 * 4, (lengths * 4 + 2) // 3)
+
+
+_FP_WIDTH = 88  # bytes hashed per value (GB/T 36904 identifiers are 82)
+_FP_MUL = np.uint64(0x9E3779B97F4A7C15)
+_FP_MIX = np.uint64(0xBF58476D1CE4E5B9)
+
+
+def fingerprints(arr: Any) -> np.ndarray | None:
+    """A 64-bit fingerprint of every value of a non-null string array (multiply-xorshift over
+    its length and its bytes, zero-padded to 88): equal values, equal fingerprints; distinct
+    values collide with probability about 2**-64 a pair. None when a value is longer than 88
+    bytes (the caller then compares the values themselves)."""
+    arr = single(arr)
+    data, off = utf8_values(arr)
+    lengths = np.diff(off).astype(np.int64)
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint64)
+    if int(lengths.max()) > _FP_WIDTH:
+        return None
+    if (lengths == lengths[0]).all():  # fixed width: the rows are the buffer itself
+        rows = np.frombuffer(data, dtype=np.uint8, count=n * int(lengths[0]), offset=int(off[0])).reshape(n, -1)
+        block = np.zeros((n, _FP_WIDTH), dtype=np.uint8)
+        block[:, :rows.shape[1]] = rows
+    else:
+        block = np.zeros((n, _FP_WIDTH), dtype=np.uint8)
+        buf = np.frombuffer(data, dtype=np.uint8)
+        for j in range(int(lengths.max())):
+            rows = np.flatnonzero(lengths > j)
+            block[rows, j] = buf[off[:-1][rows] + j]
+    words = block.view("<u8")
+    h = (lengths.astype(np.uint64) + np.uint64(1)) * _FP_MUL
+    with np.errstate(over="ignore"):
+        for k in range(words.shape[1]):
+            h ^= words[:, k]
+            h *= _FP_MUL
+            h ^= h >> np.uint64(32)
+        h *= _FP_MIX
+        h ^= h >> np.uint64(29)
+    return h

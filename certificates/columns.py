@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from certificates.arrow_text import single as _single, utf8_values
+from certificates.arrow_text import fixed_width, single as _single, utf8_values
 from certificates.identifiers import ALPHABET, ROOT, _M, _VALUE
 from certificates.model import FORMAT, STATUS_CODES
 from certificates.signing import canonical_json
@@ -108,26 +108,20 @@ def _combined(*codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return inverse.astype(np.int64), first
 
 
-def _block(parts: list[Any], keys: tuple[np.ndarray, ...]) -> pa.Array:
-    """``binary_join_element_wise(*parts)`` for every row, computed once per distinct
-    combination of ``keys`` (the code columns the parts depend on) and spread by ``take``."""
+def _block(keys: tuple[np.ndarray, ...], parts: Any) -> pa.Array:
+    """A text for every row that depends only on the code columns ``keys``: ``parts(take)``
+    lists the pieces to join, with ``take(column)`` giving the column at one row of each
+    distinct combination of ``keys``; joined once per combination, spread by ``take``."""
     inverse, first = _combined(*keys)
     rows = pa.array(first)
-    small = [x.take(rows) if isinstance(x, (pa.Array, pa.ChunkedArray)) else x for x in parts]
-    return pc.binary_join_element_wise(*small, "").take(pa.array(inverse))
+    small = pc.binary_join_element_wise(*parts(lambda column: column.take(rows)), "")
+    return small.take(pa.array(inverse))
 
 
 def _clean(codes: _Codes) -> np.ndarray:
     """Per row: the value can be slotted into the JSON text verbatim (checked once per value)."""
     bad = pc.fill_null(pc.match_substring_regex(codes.values, _UNCLEAN), True).to_numpy(zero_copy_only=False)
     return codes.per_value(list(~bad), bool)
-
-
-def _fixed(matrix: np.ndarray) -> pa.Array:
-    """A string array whose value ``k`` is the ASCII row ``matrix[k]`` (all rows one width)."""
-    n, width = matrix.shape
-    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * width, pa.int32()).buffers()[1]
-    return pa.Array.from_buffers(pa.string(), n, [None, offsets, pa.py_buffer(np.ascontiguousarray(matrix))])
 
 
 def encode_arrow(enc: Any, cols: Mapping[str, Any], versions: Any, supersedes: Any | None = None,
@@ -209,7 +203,7 @@ def encode_arrow(enc: Any, cols: Mapping[str, Any], versions: Any, supersedes: A
     ident[:, head_len + 21:head_len + 24] = digits[:, 20:] + np.uint8(48)
     ident[:, head_len + 24] = ord(".")
     ident[:, head_len + 25] = np.frombuffer(ALPHABET.encode("ascii"), dtype=np.uint8)[(_M + 1 - p) % _M]
-    licence_id, base_id = _fixed(ident), _fixed(ident[:, :head_len + 20])
+    licence_id, base_id = fixed_width(ident), fixed_width(ident[:, :head_len + 20])
 
     # the status list entry: '{"credential_status":{"index":' + index + ',"list":"<list>","purpose":"message"},'
     if ref_list is None:
@@ -222,25 +216,37 @@ def encode_arrow(enc: Any, cols: Mapping[str, Any], versions: Any, supersedes: A
         has = ~pc.is_null(lists).to_numpy(zero_copy_only=False)
         clean = ~pc.fill_null(pc.match_substring_regex(lc.values, _ESCAPED), True).to_numpy(zero_copy_only=False)
         good &= ~has | (lc.per_value(list(clean), bool) & ~pc.is_null(index).to_numpy(zero_copy_only=False))
-        head_piece = pc.if_else(pa.array(has), pc.binary_join_element_wise(
-            '{"credential_status":{"index":', pc.fill_null(index, 0).cast(pa.string()), ""), "{")
-        list_piece = pc.if_else(pc.is_null(lists), "", pc.binary_join_element_wise(
-            ',"list":"', lists, '","purpose":"message"},', ""))
+        index_text = pc.fill_null(index, 0).cast(pa.string())
+        opening = '{"credential_status":{"index":'
+        head_piece = pc.binary_join_element_wise(opening, index_text, "") if has.all() else \
+            pc.if_else(pa.array(has), pc.binary_join_element_wise(opening, index_text, ""), "{")
     definer = pa.array([enc._definer(a) if a is not None else None for a, _ in pairs], pa.string())
     q = '"'
     join = pc.binary_join_element_wise
-    until_json = pc.if_else(pc.is_null(until), "null", join(q, until.cast(pa.string()), q, ""))
     issue_c, from_c, until_c = (_Codes(x).codes for x in (issue, vfrom, until))
-    ver_c = ver - 1
-    block_01 = _block([list_piece, '"definer":', definer.take(pa.array(pair)), ',"division_code":"',
-                       pc.utf8_slice_codeunits(i, 2, 8), '","extension":'], (pair,) if lc is None else (lc.codes, pair))
-    block_3 = _block(['","code_type":"', text["holder_code_type"], '","name":"'], (ctc.codes,))
-    block_4 = _block(['"},"issue_date":"', issue.cast(pa.string()), f'","issued_at":"{enc.issued_at}","issuer":{{"code":"',
-                      i, '","name":"', text["issuer_name"], '"},"licence_id":"'], (issue_c, ic.codes, inc.codes))
-    block_5 = _block(['","name":"', text["licence_type_name"], '","number":"'], (tnc.codes,))
-    block_6 = _block(['","status":"', status, '","supersedes":null,"type_code":"', t, '","valid_from":"',
-                      vfrom.cast(pa.string()), '","valid_until":', until_json, ',"version":',
-                      pa.array(ver).cast(pa.string()), "}"], (sc.codes, tc.codes, from_c, until_c, ver_c))
+    versions_a = pa.array(ver)
+    pair_a = pa.array(pair)
+
+    def entry_and_definer(take: Any) -> list[Any]:
+        listed = "" if lc is None else pc.if_else(pc.is_null(take(lists)), "", join(
+            ',"list":"', take(lists), '","purpose":"message"},', ""))
+        return [listed, '"definer":', definer.take(take(pair_a)), ',"division_code":"',
+                pc.utf8_slice_codeunits(take(i), 2, 8), '","extension":']
+
+    def validity(take: Any) -> list[Any]:
+        end = take(until)
+        return ['","status":"', take(status), '","supersedes":null,"type_code":"', take(t), '","valid_from":"',
+                take(vfrom).cast(pa.string()), '","valid_until":',
+                pc.if_else(pc.is_null(end), "null", join(q, end.cast(pa.string()), q, "")), ',"version":',
+                take(versions_a).cast(pa.string()), "}"]
+
+    block_01 = _block((pair,) if lc is None else (lc.codes, pair), entry_and_definer)
+    block_3 = _block((ctc.codes,), lambda take: ['","code_type":"', take(text["holder_code_type"]), '","name":"'])
+    block_4 = _block((issue_c, ic.codes, inc.codes), lambda take: [
+        '"},"issue_date":"', take(issue).cast(pa.string()), f'","issued_at":"{enc.issued_at}","issuer":{{"code":"',
+        take(i), '","name":"', take(text["issuer_name"]), '"},"licence_id":"'])
+    block_5 = _block((tnc.codes,), lambda take: ['","name":"', take(text["licence_type_name"]), '","number":"'])
+    block_6 = _block((sc.codes, tc.codes, from_c, until_c, ver - 1), validity)
     payload = join(head_piece, block_01, ext, f',"format":"{FORMAT}","holder":{{"code":"', text["holder_code"],
                    block_3, text["holder_name"], block_4, licence_id, block_5, text["cert_number"], block_6, "")
     good &= ~pc.is_null(payload).to_numpy(zero_copy_only=False)

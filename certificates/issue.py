@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from certificates._time import CST, aware
-from certificates.arrow_text import b64url_array, slices, utf8_values
+from certificates.arrow_text import b64url_array, fingerprints, fixed_width, single, utf8_values
 from certificates.batch import MAX_BATCH, seal_batch
 from certificates.encoder import PayloadEncoder
 from certificates.signing import encoded_header
@@ -74,12 +74,23 @@ _DICTIONARY = ["issuer_code", "licence_type_code", "mode", "batch_id", "status_l
 @dataclass(frozen=True)
 class Job:
     """Rows (``JOB_COLUMNS``, in signing order) of one or more batches; ``spans`` are the
-    batches as ``(batch_id, start, stop)`` row ranges of one ``kid`` each."""
+    batches as ``(batch_id, start, stop)`` row ranges of one ``kid`` each. ``rows`` may be a
+    slice of a bigger table: a job pickles as an Arrow IPC stream, which holds only its rows."""
 
     job_id: str
     rows: pa.Table
     spans: tuple[tuple[str, int, int], ...]
     out_dir: str
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, self.rows.schema) as writer:
+            writer.write_table(self.rows)
+        return _job_from_ipc, (self.job_id, sink.getvalue(), self.spans, self.out_dir)
+
+
+def _job_from_ipc(job_id: str, rows: pa.Buffer, spans: tuple, out_dir: str) -> Job:
+    return Job(job_id, pa.ipc.open_stream(rows).read_all(), spans, out_dir)
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,7 @@ class JobResult:
     rows: int
     bytes: int
     batches: list[dict[str, Any]] = field(default_factory=list)  # batch mode: one row per signed batch
+    fingerprints: Any = None  # of the licence ids (arrow_text.fingerprints), for the uniqueness check
 
 
 _KEYS: dict[str, Ed25519PrivateKey] = {}
@@ -157,7 +169,7 @@ def run_job(job: Job, mode: str, at: dt.datetime, keys: dict[str, Ed25519Private
         "token_tail": pa.chunked_array(tails, pa.string())})
     table = pa.table([table.column(f.name).cast(f.type) for f in ISSUED_SCHEMA], schema=ISSUED_SCHEMA)
     path = write_parquet(table, Path(job.out_dir) / f"{job.job_id}.parquet")
-    return JobResult(job.job_id, path.name, n, path.stat().st_size, batches)
+    return JobResult(job.job_id, path.name, n, path.stat().st_size, batches, fingerprints(ids))
 
 
 def _b64(data: bytes) -> str:
@@ -176,11 +188,13 @@ def sign_each(payload_b64: pa.Array, header: str, key: Ed25519PrivateKey) -> pa.
     padded = np.zeros((n, 66), dtype=np.uint8)
     padded[:, :64] = np.frombuffer(signatures, dtype=np.uint8).reshape(n, 64)
     text = binascii.b2a_base64(padded, newline=False).translate(_TO_URL)
-    return slices(text, np.arange(n, dtype=np.int64) * 88, np.full(n, 86, dtype=np.int64))
+    return fixed_width(np.frombuffer(text, dtype=np.uint8).reshape(n, 88)[:, :86])
 
 
 def write_parquet(table: pa.Table, path: Path) -> Path:
-    """Write ``table`` to ``path`` durably: a temporary name in the same directory, fsync, rename."""
+    """Write ``table`` to ``path`` under a temporary name in the same directory, then rename it
+    (a file of that name is always whole). Not yet durable: :func:`sync_files` before the
+    files are registered (the caller does it, off the workers' path)."""
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -189,20 +203,21 @@ def write_parquet(table: pa.Table, path: Path) -> Path:
         pq.write_table(table, tmp, compression="zstd", compression_level=1,
                        use_dictionary=[c for c in _DICTIONARY if c in table.column_names],
                        write_statistics=["licence_id", "cert_key", "issuer_code", "batch_id", "status_list"])
-        fd = os.open(tmp, os.O_RDONLY)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def sync_files(paths: Sequence[Path]) -> None:
+    """fsync each file and the directories holding them (their renames), so that what is
+    registered next survives a crash."""
+    for path in [*paths, *{p.parent for p in paths}]:
+        fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)  # the rename itself
-    finally:
-        os.close(fd)
-    return path
 
 
 def job_spans(kids: np.ndarray, batch_size: int, job_rows: int = JOB_ROWS) -> tuple[np.ndarray, list[list[tuple[int, int]]]]:
@@ -220,20 +235,25 @@ def job_spans(kids: np.ndarray, batch_size: int, job_rows: int = JOB_ROWS) -> tu
     return order, [spans[i:i + per_job] for i in range(0, len(spans), per_job)]
 
 
-def make_jobs(table: pa.Table, kids: Sequence[str], *, prefix: str, batch_size: int, out_dir: Path,
+def make_jobs(table: pa.Table, kids: Any, *, prefix: str, batch_size: int, out_dir: Path,
               job_rows: int = JOB_ROWS) -> list[Job]:
-    """Split rows (``JOB_COLUMNS`` but ``kid``) into jobs: grouped by signing key (sorted,
-    then in input order), batches of at most ``batch_size`` rows, about ``job_rows`` rows a
-    job. Each job holds its own rows (a ``take``, so a pool pickles only those)."""
-    names = sorted(set(kids))
-    code = {k: i for i, k in enumerate(names)}
-    codes = np.array([code[k] for k in kids], dtype=np.int64)
+    """Split rows (``JOB_COLUMNS`` but ``kid``; ``kids`` each row's signing key, a sequence or
+    Arrow array) into jobs: grouped by signing key (sorted, then in input order), batches of
+    at most ``batch_size`` rows, about ``job_rows`` rows a job (slices of one ``take``)."""
+    import pyarrow.compute as pc
+
+    kids = single(kids) if isinstance(kids, (pa.Array, pa.ChunkedArray)) else pa.array(kids, pa.string())
+    encoded = pc.dictionary_encode(kids)
+    names = encoded.dictionary.to_pylist()
+    rank = np.argsort(np.argsort(np.array(names, dtype=object), kind="stable"))  # code -> sorted position
+    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)] if names else np.zeros(0, dtype=np.int64)
+    names = sorted(names)
     order, jobs_spans = job_spans(codes, batch_size, job_rows)
-    table = table.append_column("kid", pa.array(kids, pa.string()))
+    ordered = table.append_column("kid", kids).take(pa.array(order)).combine_chunks()
     jobs, batch_no = [], 0
     for j, spans in enumerate(jobs_spans):
         lo, hi = spans[0][0], spans[-1][1]
-        rows = table.take(pa.array(order[lo:hi])).combine_chunks()
+        rows = ordered.slice(lo, hi - lo)
         named = []
         for a, z in spans:
             named.append((f"{prefix}-{names[codes[order[a]]][:8]}-{batch_no:05d}", a - lo, z - lo))

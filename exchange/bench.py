@@ -68,9 +68,12 @@ def bench_sign() -> dict[str, dict]:
 def bench_licences(workdir: Path, licences: int | None = None) -> dict[str, dict]:
     """Licences issued end to end from library rows (batch and single mode) and verified, with anchors.
 
-    ``licences`` (default ``ONEWINDOW_BENCH_LICENCES`` or 1,000,000) rows go through payload,
-    identifier, canonical JSON, Merkle proof or signature, and a DuckDB ``licences`` insert.
-    Anchors: SHA-256 (hashlib) of the same payloads; ``openssl speed ed25519`` sign/s and verify/s.
+    ``licences`` (default ``ONEWINDOW_BENCH_LICENCES`` or 1,000,000) rows go through status
+    list entries, payload, identifier, canonical JSON, Merkle proof or signature, and storage
+    in the library (Parquet files registered in DuckDB, :mod:`warehouse.licence_store`).
+    Anchors: SHA-256 (hashlib) of the same payloads; ``openssl speed ed25519`` sign/s at the
+    same parallelism as issuance (``-multi N`` when N processes sign; the single-process rate
+    is given too, with the ratio to it), and verify/s.
     ``verify_per_s`` verifies 20,000 stored single-mode tokens (distinct payloads and signatures)
     with ``verify_licence`` in one thread; ``verify_batch_per_s`` 20,000 stored batch tokens, whose
     few batches' root signatures are each checked once (``certificates.verify`` keeps checked roots).
@@ -86,12 +89,12 @@ def bench_licences(workdir: Path, licences: int | None = None) -> dict[str, dict
     batch_tokens = batch_tokens[:20_000]
     verify_batch_rate = bench_verify(batch_tokens, keyring.trust())
     sign_anchor, verify_anchor = openssl_ed25519_rates()
-    # Issuance uses a process pool (the build's own); the anchors are single-process
-    # `openssl speed`, so the ratios are stated against that, and -multi is given for context.
     procs = issue_workers(n)
-    multi = openssl_ed25519_rates(multi=procs) if procs > 1 else (sign_anchor, verify_anchor)
+    multi_sign = openssl_ed25519_rates(multi=procs)[0] if procs > 1 else sign_anchor
     figures = {"issue_batch_per_s": _figure(batch_rate, "licences/s", "sha256_same_payloads_per_s", sha256_rate(n)),
-               "issue_single_per_s": _figure(single_rate, "licences/s", "openssl_ed25519_sign_per_s", sign_anchor),
+               "issue_single_per_s": _figure(single_rate, "licences/s",
+                                             f"openssl_ed25519_sign_per_s_multi_{procs}" if procs > 1
+                                             else "openssl_ed25519_sign_per_s", multi_sign),
                "verify_per_s": _figure(verify_rate, "verifications/s", "openssl_ed25519_verify_per_s", verify_anchor),
                "verify_batch_per_s": _figure(verify_batch_rate, "verifications/s", "openssl_ed25519_verify_per_s",
                                              verify_anchor)}
@@ -99,12 +102,11 @@ def bench_licences(workdir: Path, licences: int | None = None) -> dict[str, dict
         figures[name]["processes"] = procs
         if procs > 1:
             figures[name]["unit"] = f"licences/s ({procs} processes)"
-    figures["issue_single_per_s"]["openssl_multi_sign_per_s"] = round(multi[0], 2)
+    figures["issue_single_per_s"]["openssl_single_process_sign_per_s"] = round(sign_anchor, 2)
+    figures["issue_single_per_s"]["ratio_to_single_process"] = round(single_rate / sign_anchor, 4)
     figures["verify_per_s"]["processes"] = figures["verify_batch_per_s"]["processes"] = 1
     figures["verify_batch_per_s"]["batches"] = len({t.split(".", 1)[0] for t in batch_tokens})
     return figures
-
-
 
 
 def bench_serve(workdir: Path, console: Console | None = None) -> dict[str, dict]:

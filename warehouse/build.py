@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from warehouse.datadir import Layout
-from warehouse.licence_store import files_dir, refresh_view, register, remove_orphans
+from warehouse.licence_store import StoredIds, files_dir, refresh_view, register, remove_orphans
 from warehouse.lock import writer_lock
 from warehouse.load import open_library
 
@@ -102,6 +103,7 @@ def issue_rows(con, pending: pa.Table, *, keyring, assigner: "_StatusAssigner", 
 
     from certificates.issue import JobRunner, make_jobs
 
+    stored = StoredIds(con)
     issued = reissued = 0
     registered_at = at.astimezone(CST).replace(tzinfo=None)  # naive China Standard Time, as stored elsewhere
     codes = pc.unique(pending.column("issuer_code")).to_pylist() if pending.num_rows else []
@@ -113,18 +115,28 @@ def issue_rows(con, pending: pa.Table, *, keyring, assigner: "_StatusAssigner", 
             part = pending.slice(offset, chunk)
             issuers = part.column("issuer_code")
             lists, index = assigner.assign_arrays(issuers)
-            kids = [kid_of[code] for code in issuers.to_pylist()]
+            kids = _kids(issuers, kid_of)
             rows = part.append_column("status_list", lists).append_column("status_index", pa.array(index, pa.int32()))
             jobs = make_jobs(rows, kids, prefix=f"{prefix}-{offset // chunk:04d}", batch_size=batch_size, out_dir=files)
             results = runner.submit(jobs)
             n_reissued = part.num_rows - part.column("prev_licence_id").null_count
             issued, reissued = issued + part.num_rows - n_reissued, reissued + n_reissued
             if inflight is not None:
-                _store_chunk(con, files, *inflight, registered_at=registered_at)
+                _store_chunk(con, files, *inflight, stored=stored, registered_at=registered_at)
             inflight = (jobs, results, assigner.fill())
         if inflight is not None:
-            _store_chunk(con, files, *inflight, registered_at=registered_at)
+            _store_chunk(con, files, *inflight, stored=stored, registered_at=registered_at)
     return issued, reissued
+
+
+def _kids(issuers: Any, kid_of: dict[str, str]) -> pa.Array:
+    """Each row's signing key id, from its issuer code."""
+    import pyarrow.compute as pc
+
+    from certificates.arrow_text import single
+
+    codes = pc.dictionary_encode(single(issuers))
+    return pa.array([kid_of[c] for c in codes.dictionary.to_pylist()], pa.string()).take(codes.indices)
 
 
 _BATCH_SCHEMA = pa.schema([("batch_id", pa.string()), ("issuer_code", pa.string()), ("kid", pa.string()),
@@ -132,9 +144,12 @@ _BATCH_SCHEMA = pa.schema([("batch_id", pa.string()), ("issuer_code", pa.string(
                            ("issued_at", pa.timestamp("us"))])
 
 
-def _store_chunk(con, files: Path, jobs, results, fill: dict[str, list], *, registered_at: dt.datetime) -> None:
+def _store_chunk(con, files: Path, jobs, results, fill: dict[str, list], *, stored: StoredIds,
+                 registered_at: dt.datetime) -> None:
     """Wait for one chunk's jobs and register their files, batch roots and the status list
     ``fill`` in one transaction; on any failure roll back and delete the chunk's files."""
+    from certificates.issue import sync_files
+
     done = []
     try:
         for job, result in zip(jobs, results):
@@ -143,9 +158,13 @@ def _store_chunk(con, files: Path, jobs, results, fill: dict[str, list], *, regi
             done.append(result)
         batches = pa.Table.from_pylist([b | {"issued_at": registered_at} for r in done for b in r.batches],
                                        schema=_BATCH_SCHEMA)
+        sync_files([files / r.file for r in done])
+        fps = None if any(r.fingerprints is None for r in done) else np.concatenate(
+            [r.fingerprints for r in done] or [np.zeros(0, dtype=np.uint64)])
         con.execute("BEGIN")
         try:
-            register(con, files, [(r.file, r.rows, r.bytes) for r in done], at=registered_at)
+            register(con, files, [(r.file, r.rows, r.bytes) for r in done], at=registered_at, ids=stored,
+                     fingerprints=fps)
             con.register("new_batches", batches)
             con.execute("INSERT OR REPLACE INTO licence_batches SELECT * FROM new_batches")
             con.unregister("new_batches")
@@ -154,6 +173,7 @@ def _store_chunk(con, files: Path, jobs, results, fill: dict[str, list], *, regi
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        stored.add(fps)
     except BaseException:
         for job in jobs:  # written or not, none of this chunk is registered (the rollback restored the view)
             (files / f"{job.job_id}.parquet").unlink(missing_ok=True)

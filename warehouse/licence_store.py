@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from warehouse.duck import literal
 from warehouse.exceptions import LicenceConflict, LicenceFilesMissing
 
@@ -95,11 +97,46 @@ def check_unique(con: Any, paths: Sequence[Path]) -> None:
         raise LicenceConflict(sorted(set(clash)))
 
 
-def register(con: Any, directory: Path, files: Iterable[tuple[str, int, int]], *, at: dt.datetime) -> None:
+class StoredIds:
+    """Fingerprints of the stored licence ids (:func:`certificates.arrow_text.fingerprints`),
+    loaded once per build, so that each chunk's ids are checked against them in memory
+    instead of by scanning every stored file; only a fingerprint match (a repeat, or a
+    2**-64 chance) runs the exact check in DuckDB (:func:`check_unique`)."""
+
+    def __init__(self, con: Any) -> None:
+        from certificates.arrow_text import fingerprints
+
+        ids = con.execute("SELECT licence_id FROM licences").to_arrow_table().column(0)
+        fps = fingerprints(ids)
+        self.exact = fps is None  # an identifier too long to fingerprint: always the exact check
+        self.parts = [np.sort(fps)] if fps is not None and len(fps) else []
+
+    def clashes(self, new: Any) -> bool:
+        """True when the fingerprints ``new`` (None: unknown) repeat or match a stored one."""
+        if self.exact or new is None:
+            return True
+        new = np.sort(new)
+        if len(new) > 1 and bool((new[1:] == new[:-1]).any()):
+            return True
+        for part in self.parts:
+            at = np.minimum(np.searchsorted(part, new), len(part) - 1)
+            if bool((part[at] == new).any()):
+                return True
+        return False
+
+    def add(self, new: Any) -> None:
+        if new is not None and len(new):
+            self.parts.append(np.sort(new))
+
+
+def register(con: Any, directory: Path, files: Iterable[tuple[str, int, int]], *, at: dt.datetime,
+             ids: StoredIds | None = None, fingerprints: Any = None) -> None:
     """Inside the caller's transaction: check the new files ``(name, rows, bytes)`` for
-    repeated licence ids, register them and re-create the view."""
+    repeated licence ids (exactly, or first by their ``fingerprints`` against ``ids``),
+    register them and re-create the view."""
     files = list(files)
-    check_unique(con, [directory / name for name, _, _ in files])
+    if ids is None or ids.clashes(fingerprints):
+        check_unique(con, [directory / name for name, _, _ in files])
     seq = con.execute("SELECT coalesce(max(seq), 0) FROM licence_files").fetchone()[0]
     for k, (name, rows, size) in enumerate(files, start=1):
         con.execute("INSERT INTO licence_files VALUES (?, ?, ?, ?, ?)", [seq + k, name, rows, size, at])

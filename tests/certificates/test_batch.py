@@ -226,6 +226,23 @@ def test_batch_proofs_are_index_signature_and_rfc9162_path(n):
             b"\x02" + i.to_bytes(4, "big") + signature + b"".join(tree.proof(i))
 
 
+@pytest.mark.parametrize("n", [1, 2, 4, 8, 16, 32, 64, 512, 4096])
+def test_proofs_of_full_trees_gathered_from_shared_parts_are_the_defined_bytes(n):
+    """Full trees take the gather path (three path levels are base64-aligned); every proof is
+    still BASE64URL(0x02 || index || signature || audit path)."""
+    import os
+
+    from certificates.batch import proof_segments
+
+    tree = MerkleTree([leaf_hash(i.to_bytes(4, "big")) for i in range(n)])
+    signature = os.urandom(64)
+    got = proof_segments(tree, signature).to_pylist()
+    for i in sorted({0, 1, n // 3, n // 2, n - 2, n - 1} & set(range(n))):
+        want = b"\x02" + i.to_bytes(4, "big") + signature + b"".join(tree.proof(i))
+        assert got[i] == base64.urlsafe_b64encode(want).rstrip(b"=").decode()
+    assert len(set(got)) == n
+
+
 # ----------------------------------------------------------------------------- column-wise encoder
 _odd_text = st.one_of(_text, st.sampled_from([' 前后空格 ', '引号"', "反斜杠\\", "换行\n", "\u3000全角空格", "x\x85",
                                              "a\u2028", "tab\t", "ok"]))

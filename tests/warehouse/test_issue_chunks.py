@@ -10,17 +10,10 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
+from tests.warehouse.factories import pending_rows
+
 AT = dt.datetime(2026, 11, 2, 10, tzinfo=dt.timezone.utc)
 CHECK_AT = dt.datetime(2026, 11, 3, 12, tzinfo=dt.timezone.utc)
-
-
-def _pending(n: int, *, start: int = 0) -> pa.Table:
-    from certificates.bench import library_rows
-
-    cols = library_rows(n, start=start)
-    cols["version"] = [1] * n
-    cols["prev_licence_id"] = [None] * n
-    return pa.table(cols)
 
 
 def _db(tmp_path):
@@ -30,13 +23,6 @@ def _db(tmp_path):
     con = connect(tmp_path / "lib.duckdb")
     migrate(con)
     return con
-
-
-@pytest.fixture(scope="module")
-def keyring(tmp_path_factory):
-    from certificates.bench import bench_keyring
-
-    return bench_keyring(tmp_path_factory.mktemp("keys"))
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -49,7 +35,7 @@ def test_chunked_issuance_stores_each_licence_once_with_unique_status_entries(tm
     monkeypatch.setattr(issue_mod, "PARALLEL_MIN_ROWS", 1)  # a real pool even for a small build
     con = _db(tmp_path)
     n = 700
-    issued, reissued = issue_rows(con, _pending(n), keyring=keyring, assigner=_StatusAssigner(con),
+    issued, reissued = issue_rows(con, pending_rows(n), keyring=keyring, assigner=_StatusAssigner(con),
                                   mode="batch", at=AT, prefix="t", files=tmp_path / "licences", chunk=200,
                                   batch_size=64, workers=workers)
     assert (issued, reissued) == (n, 0)
@@ -87,8 +73,8 @@ def test_a_failing_chunk_keeps_earlier_chunks_and_their_status_fill_only(tmp_pat
     con = _db(tmp_path)
     files = tmp_path / "licences"
     # the last chunk holds one row twice: the same licence_id twice is refused when it is registered
-    good = _pending(300)
-    pending = pa.concat_tables([good, _pending(1, start=299).cast(good.schema)])
+    good = pending_rows(300)
+    pending = pa.concat_tables([good, pending_rows(1, start=299).cast(good.schema)])
     with pytest.raises(LicenceConflict) as exc:
         issue_rows(con, pending, keyring=keyring, assigner=_StatusAssigner(con), mode="batch", at=AT,
                    prefix="t", files=files, chunk=200, batch_size=64, workers=workers)
@@ -107,7 +93,7 @@ def test_jobs_group_rows_by_key_in_whole_batches_and_pickle_only_their_rows(tmp_
 
     from certificates.issue import make_jobs
 
-    table = _pending(500)
+    table = pending_rows(500)
     kids = ["kid-b" if i % 3 else "kid-a" for i in range(500)]  # interleaved, as two issuers are
     table = table.append_column("status_list", pa.array(["l"] * 500)).append_column(
         "status_index", pa.array(range(500), pa.int32()))
