@@ -1,7 +1,7 @@
 """Column-wise RFC 8785 licence payloads: pyarrow kernels over whole columns, numpy for digits.
 
 :func:`encode_arrow` gives every *ordinary* row of a set of Arrow columns the same
-``(licence_id, base_id, payload)`` as :meth:`certificates.batch.PayloadEncoder.encode`
+``(licence_id, base_id, payload)`` as :meth:`certificates.encoder.PayloadEncoder.encode`
 (property-tested), without a Python object per row: the payload's shape is fixed, so its
 RFC 8785 text is a join of columns and constants. A row is ordinary when every string it
 slots in is clean (JSON would not escape it, ``str.strip()`` would not change it), its

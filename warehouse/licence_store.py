@@ -1,6 +1,7 @@
 """Where issued licences live: compact rows in immutable Parquet files, read through one view.
 
-A build writes each job's licences to a Parquet file under ``<data-dir>/lake/licences``
+A build writes each job's licences to a Parquet file under ``<data-dir>/warehouse/licences``
+(beside ``library.duckdb``, always local: the lake may be remote, the library is not)
 (:func:`certificates.issue.run_job`: written under a temporary name, fsynced, renamed) and
 registers the chunk's files in ``licence_files`` in the same DuckDB transaction that
 saves the chunk's batch roots and status-list fill. A file that is not registered is
@@ -45,7 +46,7 @@ STORE_DDL = f"""
     CREATE TABLE licence_store ({', '.join(f'{c} {t}' for c, t in STORE_COLUMNS)}, PRIMARY KEY (licence_id));
     CREATE TABLE licence_files (
         seq INTEGER PRIMARY KEY,          -- registration order
-        file VARCHAR NOT NULL UNIQUE,     -- name under <data-dir>/lake/licences
+        file VARCHAR NOT NULL UNIQUE,     -- name under <data-dir>/warehouse/licences
         rows BIGINT NOT NULL,
         bytes BIGINT NOT NULL,
         registered_at TIMESTAMP NOT NULL
@@ -54,7 +55,8 @@ STORE_DDL = f"""
 
 
 def files_dir(layout: Any) -> Path:
-    return layout.lake / "licences"
+    """Where the library's licence files live (next to the library database)."""
+    return layout.warehouse / "licences"
 
 
 def view_sql(paths: Sequence[str | Path]) -> str:

@@ -18,7 +18,8 @@ from hypothesis import given, settings, strategies as st
 
 from certificates import issue_licence, verify_licence
 from certificates import verify as verify_module
-from certificates.batch import PayloadEncoder, sign_batch
+from certificates.batch import sign_batch
+from certificates.encoder import PayloadEncoder
 from certificates.verify import Outcome, Verification
 from tests.certificates.factories import T0, make_cert_row
 
