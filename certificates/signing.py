@@ -66,12 +66,15 @@ def _plain(obj: Any) -> bool:
 
 def canonical_json(obj: Any) -> bytes:
     """RFC 8785 (JCS) bytes of ``obj``: the ``rfc8785`` package, with a fast path for
-    float-free data (a property test checks the two agree)."""
+    float-free data (a property test checks the two agree).
+
+    The fast path is msgspec's sorted-key encoder (``_fast_encode``), which on :func:`_plain`
+    data writes what ``json.dumps(sort_keys=True)`` writes, several times faster (usage-log
+    records and use-copies are serialised per request)."""
     if _plain(obj):
         try:
-            return json.dumps(obj, ensure_ascii=False, sort_keys=True,
-                              separators=(",", ":")).encode("utf-8")
-        except UnicodeEncodeError:
+            return _fast_encode(obj)
+        except (UnicodeEncodeError, msgspec.EncodeError):
             pass  # lone surrogate: let rfc8785 report it its own way
     return rfc8785.dumps(obj)
 

@@ -40,9 +40,8 @@ from warehouse.datadir import ENV_VAR, Layout
 
 CONNECTIONS = 32
 WRK_THREADS = 2
-WORKERS = 1
-UVICORN_FLAGS = ("--workers", str(WORKERS), "--loop", "uvloop", "--http", "httptools",
-                 "--log-level", "warning", "--no-access-log")
+WORKERS = 1  # uvicorn worker processes of both servers (ONEWINDOW_BENCH_SERVE_WORKERS)
+UVICORN_FLAGS = ("--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log")
 DEPARTMENT = ("11330100002496476R", "杭州市民政局")
 CLIENT = "bench-client"
 ROTATE = 20_000  # distinct holders / licences the scripts rotate over (fewer for a small library)
@@ -66,6 +65,10 @@ def bare_app() -> Any:
     @app.post("/bare")
     async def bare_post(body: dict) -> dict:
         return {"status": "ok", "fields": len(body)}
+
+    @app.get("/worker")  # after /bare: the benchmark's readiness probe, like the hub's /healthz
+    async def worker() -> dict:
+        return {"worker": os.getpid()}
 
     return app
 
@@ -257,8 +260,10 @@ def _free_port() -> int:
 class Server:
     """``python -m uvicorn --factory <factory>`` in a process of its own, on a free loopback port."""
 
-    def __init__(self, factory: str, *, env: dict[str, str], probe: str, log_path: Path) -> None:
+    def __init__(self, factory: str, *, env: dict[str, str], probe: str, log_path: Path,
+                 workers: int = WORKERS) -> None:
         self.factory, self.env, self.probe, self.log_path = factory, env, probe, log_path
+        self.workers = workers
         self.port = 0
         self.proc: subprocess.Popen | None = None
 
@@ -269,11 +274,12 @@ class Server:
     def start(self, timeout: float = 600) -> "Server":
         self.port = _free_port()
         cmd = [sys.executable, "-m", "uvicorn", "--factory", self.factory, "--host", "127.0.0.1",
-               "--port", str(self.port), *UVICORN_FLAGS]
+               "--port", str(self.port), "--workers", str(self.workers), *UVICORN_FLAGS]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, env={**os.environ, **self.env}, stdout=self._log,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
+        ready: set[int] = set()  # workers (process ids) that answered the probe
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise BenchError(f"{self.factory} exited with {self.proc.returncode} at start: "
@@ -281,12 +287,17 @@ class Server:
             try:
                 with urllib.request.urlopen(self.url + self.probe, timeout=2) as r:
                     if r.status == 200:
-                        return self
+                        ready.add(json.loads(r.read())["worker"])
+                        if len(ready) >= self.workers:
+                            return self
+                        time.sleep(0.05)  # the next connection may reach a worker still starting
+                        continue
             except OSError:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise BenchError(f"{self.factory} did not answer {self.probe} within {timeout:.0f} s")
+        raise BenchError(f"{self.factory}: {len(ready)} of {self.workers} workers answered {self.probe} "
+                         f"within {timeout:.0f} s")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -366,7 +377,8 @@ def library(root: Path, persons: int, log: Any = None, *, reuse: bool = False) -
 
 
 def bench_serve(workdir: Path, persons: int, log: Any = None, *, seconds: float = 15,
-                sustained_seconds: float = 60, rotate: int = ROTATE, reuse: bool = False) -> dict[str, dict]:
+                sustained_seconds: float = 60, rotate: int = ROTATE, reuse: bool = False,
+                workers: int = WORKERS) -> dict[str, dict]:
     """Build a library of ``persons`` (or reuse the one built in ``workdir`` before), serve it,
     measure; returns the figures (see the module doc)."""
     root = workdir / f"serve-{persons}"
@@ -386,14 +398,16 @@ def bench_serve(workdir: Path, persons: int, log: Any = None, *, seconds: float 
     run = dict(api_key=load.api_key, item=item, script=script)
 
     if log:
-        log.log(f"serve: anchor (bare FastAPI on uvicorn, {WORKERS} worker) …")
-    with Server("exchange.serve_bench:bare_app", env=env, probe="/bare", log_path=work / "bare.log") as bare:
+        log.log(f"serve: anchor (bare FastAPI on uvicorn, {workers} worker(s)) …")
+    with Server("exchange.serve_bench:bare_app", env=env, probe="/worker", log_path=work / "bare.log",
+                workers=workers) as bare:
         run_wrk(bare.url + "/bare", bare_lines, seconds=2, **run)  # warm-up
         bare_get = run_wrk(bare.url + "/bare", bare_lines, seconds=seconds, **run)
         bare_json = run_wrk(bare.url + "/bare", bare_post, seconds=seconds, **run)
     if log:
         log.log(f"serve: the hub ({load.distinct_holders:,} holders rotated) …")
-    with Server("exchange.api.main:create_app", env=env, probe="/healthz", log_path=work / "hub.log") as hub:
+    with Server("exchange.api.main:create_app", env=env, probe="/healthz", log_path=work / "hub.log",
+                workers=workers) as hub:
         run_wrk(hub.url, load.lookup_lines, seconds=2, **run)  # warm-up: code paths, caches
         lookup = run_wrk(hub.url, load.lookup_lines, seconds=seconds, **run)
         once = run_wrk(hub.url, load.once_only_lines, seconds=seconds, **run)
@@ -427,6 +441,6 @@ def bench_serve(workdir: Path, persons: int, log: Any = None, *, seconds: float 
         log_records_written=written, lost_log_records=lost, in_flight_at_stop=in_flight,
         broken_chain_records=broken, rps=round(sustained.rps, 1))
     figures["lookup_rps"].update(persons=persons, holders_rotated=load.distinct_holders,
-                                 connections=CONNECTIONS, uvicorn_workers=WORKERS)
+                                 connections=CONNECTIONS, uvicorn_workers=workers)
     figures["once_only_rps"].update(items=load.items)
     return figures

@@ -256,13 +256,22 @@ def _material_leaf(ref: MaterialRef, materials: Iterable[Mapping[str, Any]], day
 
 
 def evaluate(expr: Expr, certs: list[Mapping[str, Any]], registry: Registry, day: dt.date,
-             materials: list[Mapping[str, Any]] | None = None) -> _Eval:
-    """Evaluate an AND/OR expression against a holder's certificates (and materials) on ``day``."""
-    if isinstance(expr, str):
-        return _leaf(expr, certs, registry, day)
-    if isinstance(expr, MaterialRef):
-        return _material_leaf(expr, materials or [], day)
-    parts = [evaluate(m, certs, registry, day, materials) for m in expr.members]
+             materials: list[Mapping[str, Any]] | None = None, memo: dict | None = None) -> _Eval:
+    """Evaluate an AND/OR expression against a holder's certificates (and materials) on ``day``.
+
+    ``memo`` (one per resolution: the same lists, the same day) keeps each leaf's result, so a
+    licence type asked for by many requirements of a bundle is judged once.
+    """
+    if isinstance(expr, str) or isinstance(expr, MaterialRef):
+        key = (id(certs), id(materials), expr) if memo is not None else None
+        if key is not None and key in memo:
+            return memo[key]
+        result = (_leaf(expr, certs, registry, day) if isinstance(expr, str)
+                  else _material_leaf(expr, materials or [], day))
+        if key is not None:
+            memo[key] = result
+        return result
+    parts = [evaluate(m, certs, registry, day, materials, memo) for m in expr.members]
     rejected = [r for p in parts for r in p.rejected]
     if isinstance(expr, AnyOf):
         for p in parts:
@@ -337,6 +346,7 @@ def resolve(catalogue: Catalogue, records: Records, applicant: Applicant,
             mats_cache[code] = list(materials.materials_of(code))
         return mats_cache[code]
 
+    memo: dict = {}  # leaf results (see evaluate); the lists above live as long as this call
     lines: dict[tuple, Requirement] = {}
     notes: list[str] = []
     for it in items:
@@ -356,7 +366,7 @@ def resolve(catalogue: Catalogue, records: Records, applicant: Applicant,
                 key = ("must_submit", m.holder, canonical)
                 ev = _Eval(False, [], [text or ""], [])
             else:
-                ev = evaluate(m.satisfied_by, certs_of(holder), registry, day, materials_of(holder))
+                ev = evaluate(m.satisfied_by, certs_of(holder), registry, day, materials_of(holder), memo)
                 if ev.met:
                     key = ("on_file", m.holder, tuple(sorted(u.ref for u in ev.used)))
                 else:

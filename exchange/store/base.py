@@ -12,6 +12,16 @@ from typing import Any, Protocol
 from exchange.exceptions import ExchangeError
 
 
+CST = dt.timezone(dt.timedelta(hours=8), "CST")
+
+
+def stored_time(at: dt.datetime) -> str:
+    """Stored timestamps: naive ISO in China Standard Time, like every other stored timestamp."""
+    if at.tzinfo is not None:
+        at = at.astimezone(CST).replace(tzinfo=None)
+    return at.isoformat(timespec="microseconds")
+
+
 class StoreError(ExchangeError):
     """The service store refused an operation; the message says what to fix."""
 

@@ -37,7 +37,8 @@ import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from exchange.store.base import StoreError
+from certificates.signing import canonical_json
+from exchange.store.base import StoreError, stored_time
 
 if TYPE_CHECKING:  # pragma: no cover
     from exchange.store.sqlite import SqliteStore
@@ -52,12 +53,9 @@ def log_template(record: dict[str, Any], at: dt.datetime) -> tuple[str, str, str
     ``"seq":-1`` can occur only once in canonical JSON: inside a string value every quote
     is escaped, so the bare key cannot appear there.
     """
-    from certificates import canonical_json
-    from exchange.store.sqlite import _iso
-
     if "seq" in record or "at" in record:
         raise StoreError("usage-log records get seq and at from the store", code="invalid_record")
-    stamp = _iso(at)
+    stamp = stored_time(at)
     text = canonical_json({**record, "seq": -1, "at": stamp}).decode("utf-8")
     head, mark, tail = text.partition(_SEQ_MARK)
     if not mark or _SEQ_MARK in tail:

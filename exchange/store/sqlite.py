@@ -16,12 +16,14 @@ before the next checkpoint can drop the most recent ones).
 Each writer has a connection of its own, so reads on the main connection never wait for
 a log commit (WAL: readers do not block on the writer).
 
-Authentication, grants and accepted applications are cached until the store changes:
+Authentication and grants are cached until the store changes:
 every write transaction of this class (any process: the service, the admin CLI) bumps
 ``store_generation.gen``. A write through this store object clears its cache at once;
 another process's write is seen when a cached read re-reads the generation, at most
 ``GENERATION_CHECK_S`` (0.05 s) after the previous look — so a key or grant revoked by
-the admin CLI stops working within 50 ms. Usage-log appends do not bump it.
+the admin CLI stops working within 50 ms. Usage-log appends do not bump it. Accepted
+applications are never changed or removed, so one that was found is kept regardless
+(:meth:`SqliteStore.application`); the service loads the most recent ones at start.
 """
 
 from __future__ import annotations
@@ -40,11 +42,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from exchange.store.base import Application, Client, LogRecord, Seal, StoreError
+from exchange.store.base import CST, Application, Client, LogRecord, Seal, StoreError
+from exchange.store.base import stored_time as _iso
 from exchange.store.logwriter import LogWriter, LoopLogWriter, log_template
 from warehouse.datadir import Layout
 
-CST = dt.timezone(dt.timedelta(hours=8), "CST")
 GENESIS = "0" * 64
 KEY_PREFIX = "ow_"
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at a counter
@@ -87,13 +89,6 @@ CREATE TABLE IF NOT EXISTS material_records (
     verified_by TEXT, verified_at TEXT, reuse_until TEXT);
 CREATE INDEX IF NOT EXISTS material_records_holder ON material_records(holder_code);
 """
-
-
-def _iso(at: dt.datetime) -> str:
-    """Stored timestamps: naive ISO in China Standard Time, like every other stored timestamp."""
-    if at.tzinfo is not None:
-        at = at.astimezone(CST).replace(tzinfo=None)
-    return at.isoformat(timespec="microseconds")
 
 
 def chain_hash(prev_hash: str, record_json: str) -> str:
@@ -142,10 +137,13 @@ class _MaterialMethods:
                           "JOIN materials m USING (digest) WHERE material_id = ?", (material_id,))
         return _material(rows[0]) if rows else None
 
+    _cached: Any
+
     def materials_of(self, holder_code: str) -> list[dict[str, Any]]:
-        return [_material(r) for r in self._rows(
+        """A holder's materials; cached like grants (every once-only answer asks, most holders have none)."""
+        return [dict(m) for m in self._cached("materials", holder_code, lambda: tuple(_material(r) for r in self._rows(
             "SELECT r.*, m.size, m.media_type FROM material_records r JOIN materials m USING (digest) "
-            "WHERE holder_code = ? ORDER BY submitted_at, material_id", (holder_code,))]
+            "WHERE holder_code = ? ORDER BY submitted_at, material_id", (holder_code,))))]
 
     def material_blob_count(self) -> int:
         return self._rows("SELECT count(*) FROM materials")[0][0]
@@ -266,6 +264,7 @@ class SqliteStore(_MaterialMethods, _WebMethods):
         self._db.executescript(WEB_SCHEMA)
         self._db.executescript(GENERATION_SCHEMA)
         self._cache: dict[tuple[str, str], Any] = {}
+        self._applications: dict[str, Application] = {}  # see application()
         self._generation = -1
         self._next_generation_check = 0.0
         self._writer = LogWriter(self)
@@ -438,11 +437,37 @@ class SqliteStore(_MaterialMethods, _WebMethods):
         return app
 
     def application(self, case_number: str) -> Application | None:
-        return self._cached("case", case_number, lambda: self._application(case_number))
+        """The application accepted for ``case_number``; None if there is none (yet).
+
+        Applications are only ever inserted, never changed or removed, so one found stays
+        true: it is kept (the ``_CACHE_LIMIT`` most recently loaded) across store changes,
+        while an absent case is looked up again every time.
+        """
+        app = self._applications.get(case_number)
+        if app is None:
+            app = self._application(case_number)
+            if app is not None:
+                self._keep_application(app)
+        return app
+
+    def _keep_application(self, app: Application) -> None:
+        kept = self._applications
+        if len(kept) >= self._CACHE_LIMIT:
+            kept.pop(next(iter(kept), None), None)  # the oldest kept
+        kept[app.case_number] = app
 
     def _application(self, case_number: str) -> Application | None:
         rows = self._rows("SELECT * FROM applications WHERE case_number = ?", (case_number,))
         return Application(*(rows[0][k] for k in Application.__dataclass_fields__)) if rows else None
+
+    def preload_applications(self, limit: int | None = None) -> int:
+        """Keep the most recently accepted applications (at most ``limit``, default half of
+        ``_CACHE_LIMIT``) so that the service's first read in each case needs no query."""
+        rows = self._rows("SELECT * FROM applications ORDER BY rowid DESC LIMIT ?",
+                          (self._CACHE_LIMIT // 2 if limit is None else limit,))
+        for row in reversed(rows):
+            self._keep_application(Application(*(row[k] for k in Application.__dataclass_fields__)))
+        return len(rows)
 
     @staticmethod
     def _code_digest(code: str) -> str:

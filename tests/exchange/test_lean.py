@@ -100,3 +100,20 @@ def test_the_licence_answer_is_a_valid_licence(world, client):
 
 
 from tests.exchange.test_api import client, keyring, world  # noqa: E402,F401 (fixtures)
+
+
+def test_credentials_of_reads_the_headers_as_starlette_does():
+    from starlette.requests import Request as StarletteRequest
+
+    from exchange.api.core.access import RequestCredentials, credentials_of
+
+    headers = [(b"host", b"x"), (b"x-api-key", b" ow_k.secret "), (b"x-purpose-item", b"000120003000"),
+               (b"x-case-number", b"HZ-1"), (b"x-case-number", b"HZ-2"),  # the first one counts
+               (b"x-clerk-id", "办事员".encode("utf-8")), (b"x-authorisation-code", b"")]
+    request = StarletteRequest({"type": "http", "method": "GET", "path": "/", "headers": headers})
+    h = request.headers
+    assert credentials_of(request) == RequestCredentials(
+        "ow_k.secret", h.get("x-purpose-item"), h.get("x-case-number"), h.get("x-clerk-id"), None, None)
+    assert credentials_of(request).case_number == "HZ-1"
+    empty = StarletteRequest({"type": "http", "method": "GET", "path": "/", "headers": []})
+    assert credentials_of(empty) == RequestCredentials(None, None, None, None, None, None)

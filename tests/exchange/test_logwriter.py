@@ -129,3 +129,26 @@ def test_loop_connection_leaves_checkpoints_to_the_checkpoint_thread(tmp_path):
     asyncio.run(main())
     assert store._loop_writer.checkpoints > 0
     store.close()
+
+
+def test_found_applications_stay_cached_across_store_changes_absent_ones_do_not(tmp_path):
+    store = SqliteStore(tmp_path / "service.sqlite")
+    store.add_department("D1", "部门")
+    store.accept_application("C-1", "000120003000", "H1", "clerk", "client", at=AT)
+    other = SqliteStore(tmp_path / "service.sqlite")
+    assert other.preload_applications() == 1
+    queries = []
+    original = other._application
+    other._application = lambda case: queries.append(case) or original(case)  # type: ignore[method-assign]
+    assert other.application("C-1").holder_code == "H1" and queries == []  # preloaded
+    assert other.application("C-2") is None and queries == ["C-2"]
+    store.accept_application("C-2", "000120003000", "H2", "clerk", "client", at=AT)  # another process
+    other.grant("D1", "T", by="admin", at=AT)  # a store change clears the rules cache …
+    assert other.application("C-2").holder_code == "H2"  # … an absent case is looked up again
+    assert other.application("C-1").holder_code == "H1" and queries == ["C-2", "C-2"]  # still kept
+    other._CACHE_LIMIT = 2
+    store.accept_application("C-3", "000120003000", "H3", "clerk", "client", at=AT)
+    assert other.application("C-3").holder_code == "H3"
+    assert list(other._applications) == ["C-2", "C-3"]  # the oldest kept one made room
+    other.close()
+    store.close()

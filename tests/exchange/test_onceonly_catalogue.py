@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from certificates.registry import load_registry
 from exchange.api.deps import CST, get_now
 from exchange.api.main import create_app
+from exchange.api.schemas.onceonly import OnceOnlyResponse
 from exchange.onceonly.catalogue import (AllOf, AnyOf, MaterialRef, expr_canonical, expr_keys, expr_text,
                                          load_catalogue)
 from tests.exchange.factories import make_client, purpose_headers
@@ -179,6 +180,8 @@ def ask(service, applicant: str, code_type: str, agent: str | None, item_codes: 
     body = {"applicant": {"code": applicant, "code_type": code_type, "agent_code": agent}, "items": item_codes}
     resp = http.post("/api/v1/once-only", json=body, headers=purpose_headers(key, case=case, item=item_codes[0]))
     assert resp.status_code == 200, resp.text
+    # exactly the JSON of the documented model: every field, no other, each of its type
+    assert OnceOnlyResponse.model_validate_json(resp.content).model_dump(mode="json") == resp.json()
     return resp.json()
 
 

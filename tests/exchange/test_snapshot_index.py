@@ -104,10 +104,29 @@ def test_licences_newest_and_status(index):
     assert index.newest_licence_id("T0:none") is None
 
 
-def test_licence_state_agrees_with_newest_and_status(index):
+def test_licence_read_agrees_with_licence_newest_and_status(index):
     for licence_id, cert_key in (("L-A-1", "T1:A:P1"), ("L-A-2", "T1:A:P1"), ("L-B-1", "T2:B:P1"),
                                  ("L-X-1", "T9:X:P9"), ("L-X-3", "T9:X:P9")):
         newest = index.newest_licence_id(cert_key)
-        assert index.licence_state(licence_id, cert_key) == (newest != licence_id, index.licence_status(licence_id))
-    assert index.licence_state("L-A-1", "T1:A:P1") == (True, "01")
-    assert index.licence_state("L-X-3", "T9:X:P9") == (False, None)
+        assert index.licence_read(licence_id) == (index.licence(licence_id), newest != licence_id,
+                                                  index.licence_status(licence_id))
+    assert index.licence_read("L-A-1")[1:] == (True, "01")
+    assert index.licence_read("L-X-3")[1:] == (False, None)
+    assert index.licence_read("L-none") is None
+
+
+@pytest.mark.parametrize("kind", ["string", "large_string"])
+def test_text_column_reads_every_value_across_chunks_slices_and_nulls(kind):
+    import pyarrow as pa
+
+    from exchange.api.core.snapshot import _Text
+
+    values = ["", "a", None, "中文 \"引号\"", "x" * 5000, "😀", None, "last"]
+    typ = pa.string() if kind == "string" else pa.large_string()
+    whole = pa.array(values, type=typ)
+    column = pa.chunked_array([whole.slice(0, 3), pa.array([], type=typ), whole.slice(3, 1), whole.slice(4)])
+    text = _Text(column)
+    assert [text.text(i) for i in range(len(values))] == values
+    assert text.view(4).tobytes() == b"x" * 5000 and text.view(2) is None
+    with pytest.raises(TypeError):
+        _Text(pa.chunked_array([pa.array([1, 2])]))

@@ -91,15 +91,22 @@ async def credentials(
                               peer_certificate(request.scope) if "extensions" in request.scope else None)
 
 
+_CREDENTIAL_HEADERS = {b"x-api-key": 0, b"x-purpose-item": 1, b"x-case-number": 2, b"x-clerk-id": 3,
+                       b"x-authorisation-code": 4}
+
+
 def credentials_of(request: Request) -> RequestCredentials:
-    """:func:`credentials` read straight from the request (lean routes, ``exchange.api.core.lean``).
+    """:func:`credentials` read straight from the request's raw headers (lean routes,
+    ``exchange.api.core.lean``): the first of each header, decoded as Starlette decodes it.
 
     A route using it documents the same headers with ``openapi_extra=CREDENTIAL_OPENAPI``.
     """
-    h = request.headers
-    return RequestCredentials(_clean(h.get("x-api-key")), _clean(h.get("x-purpose-item")),
-                              _clean(h.get("x-case-number")), _clean(h.get("x-clerk-id")),
-                              _clean(h.get("x-authorisation-code")),
+    found: list[str | None] = [None] * 5
+    for name, value in request.scope["headers"]:  # ASGI header names are lower-case
+        i = _CREDENTIAL_HEADERS.get(name)
+        if i is not None and found[i] is None:
+            found[i] = value.decode("latin-1")
+    return RequestCredentials(*(_clean(v) for v in found),
                               peer_certificate(request.scope) if "extensions" in request.scope else None)
 
 

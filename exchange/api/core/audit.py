@@ -61,6 +61,8 @@ def install(app: FastAPI, layout: Layout, settings: Settings, catalogue: Catalog
 
 
 def start(app: FastAPI) -> None:
+    kept = app.state.service_store.preload_applications()
+    log.info("kept %d recently accepted applications for holder authorisation", kept)
     app.state.sealer.start()
 
 

@@ -14,9 +14,9 @@ the last good one keeps serving.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import gc
-import json
 import logging
 import mmap
 import os
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -125,6 +126,63 @@ def _row_json(conn: Any, table: str, alias: str, extra: tuple[tuple[str, str], .
     return f"CAST(json_object({', '.join(parts)}) AS VARCHAR)"
 
 
+class _Text:
+    """A string column read by position straight from its Arrow buffers: the value's bytes as a
+    memoryview (no copy), found by bisecting the chunk starts. ~1 µs a value, against ~2 µs
+    for ``ChunkedArray[i].as_py()``; msgspec decodes JSON from the view directly."""
+
+    def __init__(self, column: pa.ChunkedArray) -> None:
+        self._starts: list[int] = []
+        self._offsets: list[memoryview] = []
+        self._data: list[memoryview] = []
+        start = 0
+        for chunk in column.chunks:
+            if pa.types.is_large_string(chunk.type):
+                width = "q"
+            elif pa.types.is_string(chunk.type):
+                width = "i"
+            else:
+                raise TypeError(f"snapshot index: {chunk.type} is not a string column")
+            if len(chunk) == 0:
+                continue
+            _, offsets, data = chunk.buffers()
+            self._starts.append(start)
+            self._offsets.append(memoryview(offsets).cast(width)[chunk.offset:chunk.offset + len(chunk) + 1])
+            self._data.append(memoryview(data) if data is not None else memoryview(b""))
+            start += len(chunk)
+        self._null = column.is_null().to_numpy(zero_copy_only=False) if column.null_count else None
+
+    def view(self, pos: int) -> memoryview | None:
+        if self._null is not None and self._null[pos]:
+            return None
+        c = bisect.bisect_right(self._starts, pos) - 1
+        offsets, j = self._offsets[c], pos - self._starts[c]
+        return self._data[c][offsets[j]:offsets[j + 1]]
+
+    def text(self, pos: int) -> str | None:
+        view = self.view(pos)
+        return None if view is None else str(view, "utf-8")
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
+    """A column of few distinct values as (numpy code per row, the values): one small list
+    instead of a Python object per row."""
+    values = pc.unique(column)
+    listed = values.to_pylist() + [None]  # the last: a row index_in left unmatched (NULL)
+    codes = pc.fill_null(pc.index_in(column, value_set=values), len(listed) - 1)
+    return codes.to_numpy(zero_copy_only=False), listed
+
+
+_NULL_INT = -(1 << 40)  # a NULL in an int column turned into numpy
+
+
+def _ints(values: np.ndarray) -> memoryview:
+    """An integer array as a memoryview of int64 (same memory when it already is one)."""
+    return memoryview(np.ascontiguousarray(values, dtype=np.int64))
+
+_decode_row = msgspec.json.decode
+
+
 class SnapshotIndex:
     """In-memory lookup data of one snapshot; implements ``exchange.onceonly.resolver.Records``.
 
@@ -184,12 +242,19 @@ class SnapshotIndex:
             if key not in best or version[pos] >= version[best[key]]:
                 best[key] = pos
                 self._orphan_newest[key] = ids[pos].as_py()
-        self._subject_rows = subjects.column("row")
-        self._cert_rows = certificates.column("row")
-        self._licence_rows = licences.column("row")
-        self._licence_ids = ids
-        self._licence_versions = licences.column("version")
-        self._status = certificates.column("status")
+        self._subject_rows = _Text(subjects.column("row"))
+        self._cert_rows = _Text(certificates.column("row"))
+        self._licence_rows = _Text(licences.column("row"))
+        self._licence_ids = _Text(ids)
+        versions = pc.fill_null(licences.column("version").cast(pa.int64()), _NULL_INT).to_numpy()
+        status, self._status_values = _codes(certificates.column("status"))
+        # Read one element per request: indexing a memoryview gives a Python int (~40 ns),
+        # indexing a numpy array a numpy scalar that int() then converts (~200 ns).
+        self._order = _ints(self._order)
+        self._licence_cert = _ints(self._licence_cert)
+        self._newest = _ints(self._newest)
+        self._licence_versions = _ints(versions)
+        self._status = _ints(status)
 
     @classmethod
     def load(cls, conn: Any, spill_dir: Path | None = None) -> "SnapshotIndex":
@@ -223,13 +288,14 @@ class SnapshotIndex:
 
     def subject(self, code: str) -> dict[str, Any] | None:
         pos = self._subject_pos.get(code)
-        return None if pos is None else json.loads(self._subject_rows[pos].as_py())
+        return None if pos is None else _decode_row(self._subject_rows.view(pos))
 
     def _newest_of(self, cert_pos: int) -> tuple[str | None, int | None]:
-        lpos = int(self._newest[cert_pos])
+        lpos = self._newest[cert_pos]
         if lpos < 0:
             return None, None
-        return self._licence_ids[lpos].as_py(), self._licence_versions[lpos].as_py()
+        version = self._licence_versions[lpos]
+        return self._licence_ids.text(lpos), None if version == _NULL_INT else version
 
     def certificates_of(self, holder_code: str) -> list[dict[str, Any]]:
         """The holder's certificates, each with ``licence_id``/``licence_version`` of its newest licence."""
@@ -238,19 +304,33 @@ class SnapshotIndex:
             return []
         start, rows, order, out = run >> _RUN_BITS, self._cert_rows, self._order, []
         for place in range(start, start + (run & (_RUN_LIMIT - 1))):
-            pos = int(order[place])
-            row = json.loads(rows[pos].as_py())
+            pos = order[place]
+            row = _decode_row(rows.view(pos))
             row["licence_id"], row["licence_version"] = self._newest_of(pos)
             out.append(row)
         return out
 
     def certificate(self, cert_key: str) -> dict[str, Any] | None:
         pos = self._cert_pos.get(cert_key)
-        return None if pos is None else json.loads(self._cert_rows[pos].as_py())
+        return None if pos is None else _decode_row(self._cert_rows.view(pos))
 
     def licence(self, licence_id: str) -> dict[str, Any] | None:
         pos = self._licence_pos.get(licence_id)
-        return None if pos is None else json.loads(self._licence_rows[pos].as_py())
+        return None if pos is None else _decode_row(self._licence_rows.view(pos))
+
+    def licence_read(self, licence_id: str) -> tuple[dict[str, Any], bool, str | None] | None:
+        """(the licence row, a newer version of it exists, current status of its certificate):
+        what a licence read answers, found with one lookup and by row position."""
+        pos = self._licence_pos.get(licence_id)
+        if pos is None:
+            return None
+        row = _decode_row(self._licence_rows.view(pos))
+        cpos = self._licence_cert[pos]
+        if cpos < 0:
+            newest = self._orphan_newest.get(row["cert_key"])
+            return row, newest is not None and newest != licence_id, None
+        newest_pos = self._newest[cpos]
+        return row, newest_pos >= 0 and newest_pos != pos, self._status_values[self._status[cpos]]
 
     def newest_licence_id(self, cert_key: str) -> str | None:
         pos = self._cert_pos.get(cert_key)
@@ -258,24 +338,13 @@ class SnapshotIndex:
             return self._orphan_newest.get(cert_key)
         return self._newest_of(pos)[0]
 
-    def licence_state(self, licence_id: str, cert_key: str) -> tuple[bool, str | None]:
-        """(a newer version of the licence exists, current status of its certificate) by row
-        position, without materialising the newest licence's id (the licence read's hot path)."""
-        pos = self._licence_pos.get(licence_id)
-        cpos = -1 if pos is None else int(self._licence_cert[pos])
-        if cpos < 0:
-            newest = self._orphan_newest.get(cert_key)
-            return newest is not None and newest != licence_id, None
-        newest_pos = int(self._newest[cpos])
-        return newest_pos >= 0 and newest_pos != pos, self._status[cpos].as_py()
-
     def licence_status(self, licence_id: str) -> str | None:
         """Current GB/T 36903 status of the certificate behind a licence; None if unknown."""
         pos = self._licence_pos.get(licence_id)
         if pos is None:
             return None
-        cpos = int(self._licence_cert[pos])
-        return None if cpos < 0 else self._status[cpos].as_py()
+        cpos = self._licence_cert[pos]
+        return None if cpos < 0 else self._status_values[self._status[cpos]]
 
     def example_holder(self) -> str | None:
         """A holder code with certificates (for the landing page in development)."""

@@ -23,6 +23,8 @@ class UseCopies:
 
     def signer(self, at: dt.datetime) -> Any:
         """The hub service key (:class:`certificates.pki.HubServiceKey`), never the root key."""
+        if self._signer is not None:
+            return self._signer
         with self._lock:
             if self._signer is None:
                 from certificates.pki import hub_service_key

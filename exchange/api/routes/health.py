@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -20,7 +21,7 @@ EXAMPLE_ID = "11010519491231002X"  # GB 11643's own example number
 def healthz(snap: SnapshotDep) -> Health:
     """Service health and the snapshot being served."""
     return Health(status="ok", snapshot_id=snap.snapshot_id, built_at=snap.built_at,
-                  snapshot_file=snap.name, counts=snap.index.counts())
+                  snapshot_file=snap.name, counts=snap.index.counts(), worker=os.getpid())
 
 
 _PAGE = """<!doctype html>

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class Health(BaseModel):
@@ -11,3 +11,4 @@ class Health(BaseModel):
     built_at: str
     snapshot_file: str
     counts: dict[str, int]
+    worker: int = Field(description="process id of the service worker that answered")
