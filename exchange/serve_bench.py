@@ -26,7 +26,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -320,33 +319,37 @@ class Server:
 
 # ----------------------------------------------------------------------------- usage log
 def log_state(layout: Layout) -> tuple[int, int]:
-    """(record count, highest seq) of the usage log in the service store."""
-    con = sqlite3.connect(f"file:{layout.service / 'service.sqlite'}?mode=ro", uri=True)
+    """(record count, highest seq) of the usage log in the service store (either backend)."""
+    from exchange.store import open_store
+
+    store = open_store(layout)
     try:
-        count, top = con.execute("SELECT count(*), coalesce(max(seq), 0) FROM usage_log").fetchone()
+        return store.log_extent()
     finally:
-        con.close()
-    return count, top
+        store.close()
 
 
-def verify_chain(layout: Layout, after_seq: int) -> int:
+def verify_chain(layout: Layout, after_seq: int, *, window: int = 20_000) -> int:
     """Re-check every record after ``after_seq``: hash, link to its predecessor, contiguous seq.
 
-    Returns the number of broken records (0 when the chain holds).
+    Returns the number of broken records (0 when the chain holds). Reads ``window`` seqs at a time.
     """
-    from exchange.store.sqlite import chain_hash
+    from exchange.store import open_store
+    from exchange.store.base import chain_hash
 
-    con = sqlite3.connect(f"file:{layout.service / 'service.sqlite'}?mode=ro", uri=True)
+    store = open_store(layout)
     try:
-        prev = con.execute("SELECT hash FROM usage_log WHERE seq = ?", (after_seq,)).fetchone()
-        prev_hash, expected, broken = (prev[0] if prev else None), after_seq + 1, 0
-        for seq, record, prev_h, h in con.execute(
-                "SELECT seq, record, prev_hash, hash FROM usage_log WHERE seq > ? ORDER BY seq", (after_seq,)):
-            ok = seq == expected and chain_hash(prev_h, record) == h and (prev_hash is None or prev_h == prev_hash)
-            broken += not ok
-            prev_hash, expected = h, seq + 1
+        prev = store.log_records(first_seq=after_seq, last_seq=after_seq) if after_seq else []
+        prev_hash, expected, broken = (prev[0].hash if prev else None), after_seq + 1, 0
+        top = store.log_extent()[1]
+        for first in range(after_seq + 1, top + 1, window):
+            for r in store.log_records(first_seq=first, last_seq=first + window - 1):
+                ok = (r.seq == expected and chain_hash(r.prev_hash, r.record) == r.hash
+                      and (prev_hash is None or r.prev_hash == prev_hash))
+                broken += not ok
+                prev_hash, expected = r.hash, r.seq + 1
     finally:
-        con.close()
+        store.close()
     return broken
 
 

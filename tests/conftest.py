@@ -31,6 +31,37 @@ def pg_dsn(pg_server) -> str:
     return pg_server.create_database(f"t{os.getpid()}_{next(_db_counter)}")
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_backend(request, monkeypatch) -> Iterator[str]:
+    """Run the test on each service-store backend (``pytestmark = pytest.mark.usefixtures("store_backend")``).
+
+    ``sqlite``: the embedded file under the layout (``ONEWINDOW_STORE_URL`` unset);
+    ``postgres``: a fresh database on the session's server in ``ONEWINDOW_STORE_URL``, so
+    every ``open_store`` of the test (the app, the CLI, its subprocesses) uses it. Stores the
+    test left open are closed afterwards (their connections count against the server's limit).
+    """
+    from exchange.store import ENV_URL
+
+    if request.param == "sqlite":
+        monkeypatch.delenv(ENV_URL, raising=False)
+        yield "sqlite"
+        return
+    from exchange.store.postgres import PostgresStore
+
+    monkeypatch.setenv(ENV_URL, request.getfixturevalue("pg_dsn"))
+    opened: list[PostgresStore] = []
+    init = PostgresStore.__init__
+
+    def tracked(self, *args, **kwargs) -> None:
+        init(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(PostgresStore, "__init__", tracked)
+    yield "postgres"
+    for store in opened:
+        store.close()
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator["object"]:
     """An S3-compatible server (moto) on loopback, started for this test session."""

@@ -1,7 +1,8 @@
 """Issue grants: which licence types a department may push results for (data, not code).
 
-Kept in the service store next to the read grants (table ``issue_grants``), edited with
-``onewindow admin grant-issue`` / ``revoke-issue``. A read grant never implies an issue
+Kept in the service store next to the read grants (table ``issue_grants``, created with the
+store's schema, :mod:`exchange.store.schema`), edited with ``onewindow admin grant-issue`` /
+``revoke-issue``. A read grant never implies an issue
 grant, nor the other way round.
 """
 
@@ -10,31 +11,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS issue_grants (
-    department_code TEXT NOT NULL REFERENCES departments(code), licence_type_code TEXT NOT NULL,
-    granted_by TEXT NOT NULL, granted_at TEXT NOT NULL,
-    PRIMARY KEY (department_code, licence_type_code));
-"""
-
-
 class IssueGrants:
-    """Issue grants in a :class:`~exchange.store.sqlite.SqliteStore` (its connection and lock)."""
+    """Issue grants in the service store (:class:`~exchange.store.sql.SqlStore`, either backend)."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
-        with store._lock:
-            store._db.executescript(SCHEMA)
 
     def grant(self, department_code: str, licence_type_code: str, *, by: str, at: dt.datetime) -> None:
-        from exchange.store.base import StoreError
-        from exchange.store.sqlite import _iso
+        from exchange.store.base import StoreError, stored_time
 
         with self.store._tx() as db:
             if db.execute("SELECT 1 FROM departments WHERE code = ?", (department_code,)).fetchone() is None:
                 raise StoreError(f"no department {department_code!r}", code="unknown_department")
-            db.execute("INSERT OR IGNORE INTO issue_grants VALUES (?, ?, ?, ?)",
-                       (department_code, licence_type_code, by, _iso(at)))
+            db.execute("INSERT INTO issue_grants VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                       (department_code, licence_type_code, by, stored_time(at)))
 
     def revoke(self, department_code: str, licence_type_code: str) -> bool:
         with self.store._tx() as db:

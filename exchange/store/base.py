@@ -1,9 +1,14 @@
-"""The store interface and its records. Backends: :mod:`exchange.store.sqlite` (embedded)."""
+"""The store interface, its records and their formats (stored timestamps, the usage-log chain link).
+
+Backends: :mod:`exchange.store.sqlite` (embedded) and :mod:`exchange.store.postgres`
+(production shape), both on the SQL of :mod:`exchange.store.sql`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -11,8 +16,8 @@ from typing import Any, Protocol
 
 from exchange.exceptions import ExchangeError
 
-
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
+GENESIS = "0" * 64  # prev_hash of the first usage-log record
 
 
 def stored_time(at: dt.datetime) -> str:
@@ -20,6 +25,11 @@ def stored_time(at: dt.datetime) -> str:
     if at.tzinfo is not None:
         at = at.astimezone(CST).replace(tzinfo=None)
     return at.isoformat(timespec="microseconds")
+
+
+def chain_hash(prev_hash: str, record_json: str) -> str:
+    """The usage-log chain link: sha256 over the previous hash and this record's canonical JSON."""
+    return hashlib.sha256(f"{prev_hash}\n{record_json}".encode("utf-8")).hexdigest()
 
 
 class StoreError(ExchangeError):

@@ -41,6 +41,7 @@ from certificates.signing import canonical_json
 from exchange.store.base import StoreError, stored_time
 
 if TYPE_CHECKING:  # pragma: no cover
+    from exchange.store.sql import SqlStore
     from exchange.store.sqlite import SqliteStore
 
 _SEQ_MARK = '"seq":-1'
@@ -63,8 +64,8 @@ def log_template(record: dict[str, Any], at: dt.datetime) -> tuple[str, str, str
     return head + '"seq":', tail, stamp[:10]
 
 
-def _closed(store: "SqliteStore", when: str) -> StoreError:
-    return StoreError(f"usage log of {store.path} closed {when}", code="store_closed")
+def _closed(store: "SqlStore", when: str) -> StoreError:
+    return StoreError(f"usage log of {store.location} closed {when}", code="store_closed")
 
 
 class LogWriter:
@@ -74,7 +75,7 @@ class LogWriter:
     of them (at most ``max_batch``) at once.
     """
 
-    def __init__(self, store: "SqliteStore", *, max_batch: int = 512) -> None:
+    def __init__(self, store: "SqlStore", *, max_batch: int = 512) -> None:
         self.store = store
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()

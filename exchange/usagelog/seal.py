@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exchange.store.base import Seal, ServiceStore
-from exchange.store.sqlite import CST, GENESIS, _iso
+from exchange.store.base import CST, GENESIS, Seal, ServiceStore, stored_time
 from exchange.usagelog.exceptions import SealError
 from exchange.usagelog.merkle import merkle_root
 from warehouse.datadir import Layout
@@ -112,7 +111,7 @@ def seal_day(store: ServiceStore, layout: Layout, signer: HubSigner, day: str, *
     seal = Seal(day=day, first_seq=payload["first_seq"], last_seq=payload["last_seq"],
                 count=payload["count"], merkle_root=payload["merkle_root"], prev_digest=prev_digest,
                 digest=hashlib.sha256(jws.encode("ascii")).hexdigest(), jws=jws, file=parquet.name,
-                sealed_at=_iso(at))
+                sealed_at=stored_time(at))
     store.add_seal(seal)
     return seal
 

@@ -24,8 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from certificates.trust import TrustStore, jwk_thumbprint
-from exchange.store.base import LogRecord, ServiceStore
-from exchange.store.sqlite import GENESIS, chain_hash
+from exchange.store.base import GENESIS, LogRecord, ServiceStore, chain_hash
 from exchange.usagelog.merkle import merkle_root
 from exchange.usagelog.seal import EXPORT_COLUMNS, SEAL_TYPE
 

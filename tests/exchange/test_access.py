@@ -16,6 +16,8 @@ from exchange.api.main import create_app
 from tests.exchange.factories import make_client, purpose_headers
 from tests.exchange.test_api import NOW, RESTAURANT, assert_error, keyring, world  # noqa: F401 (fixtures)
 
+pytestmark = pytest.mark.usefixtures("store_backend")  # every test on SQLite and on PostgreSQL
+
 # Three departments, each granted a different subset of the licence types in `world`.
 DEPARTMENTS = {
     "11330100002496126K": ("杭州市公安局", {"id_card", "hukou"}),
@@ -207,12 +209,23 @@ def test_open_endpoints_stay_open(app, world):
     assert http.post("/api/v1/verify", json={"token": world["lic"]["id_card"]["token"]}).json()["outcome"] == "valid"
 
 
-def test_api_keys_are_stored_hashed(app):
+def _stored_bytes(store, request) -> bytes:
+    """Everything the store keeps: the SQLite file and its WAL, or a ``pg_dump`` of the PostgreSQL database."""
+    if not hasattr(store, "path"):
+        import subprocess
+
+        pg_dump = request.getfixturevalue("pg_server").bindir / "pg_dump"
+        return subprocess.run([str(pg_dump), store.url], check=True, capture_output=True).stdout
+    wal = store.path.with_name(store.path.name + "-wal")
+    return store.path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+def test_api_keys_are_stored_hashed(app, request):
     store = app.state.service_store
     key = app.state.keys["11330100002496126K"]
     secret = key.split(".", 1)[1]
-    raw = store.path.read_bytes() + (store.path.with_name(store.path.name + "-wal").read_bytes()
-                                     if store.path.with_name(store.path.name + "-wal").exists() else b"")
+    raw = _stored_bytes(store, request)
+    assert b"sys-11330100002496126K" in raw  # the dump does hold the clients
     assert secret.encode() not in raw
     assert store.authenticate(key).client_id == "sys-11330100002496126K"
     assert store.authenticate(key + "x") is None

@@ -20,6 +20,8 @@ from tests.exchange.factories import (make_certificate, make_company, make_licen
                                       purpose_headers)
 from tests.exchange.test_api import NOW, RESTAURANT, keyring  # noqa: F401 (fixture)
 
+pytestmark = pytest.mark.usefixtures("store_backend")  # every test on SQLite and on PostgreSQL
+
 HOLDER_AUTH = ("application", "code", "none")
 
 

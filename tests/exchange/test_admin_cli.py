@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+import pytest
 from typer.testing import CliRunner
 
 from certificates.registry import load_registry
 from exchange.cli import app
 from exchange.store import open_store
+
+pytestmark = pytest.mark.usefixtures("store_backend")  # every test on SQLite and on PostgreSQL
 
 
 def test_admin_commands_edit_access_data(layout, monkeypatch):

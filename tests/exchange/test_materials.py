@@ -12,6 +12,8 @@ from exchange.api.main import create_app
 from tests.exchange.factories import make_client, purpose_headers
 from tests.exchange.test_api import NOW, RESTAURANT, assert_error, keyring, world  # noqa: F401 (fixtures)
 
+pytestmark = pytest.mark.usefixtures("store_backend")  # every test on SQLite and on PostgreSQL
+
 PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 

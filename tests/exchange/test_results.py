@@ -17,6 +17,8 @@ from tests.exchange.factories import make_client, purpose_headers
 from tests.exchange.test_api import NOW, assert_error
 from tests.pipeline_helpers import data_dir, query, run_steps
 
+pytestmark = pytest.mark.usefixtures("store_backend")  # every test on SQLite and on PostgreSQL
+
 ZHUJIAN = ("113301000024969867", "杭州市城乡建设委员会")
 MINZHENG = ("11330100002496476R", "杭州市民政局")
 CONSTRUCTION_ITEM = "000182020000"  # 竣工验收备案: needs the 施工许可证

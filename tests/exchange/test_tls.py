@@ -27,6 +27,8 @@ from tests.exchange.factories import (make_certificate, make_client, make_licenc
 from tests.exchange.test_api import NOW, RESTAURANT
 from tests.pipeline_helpers import data_dir
 
+pytestmark = pytest.mark.usefixtures("store_backend")  # every test on SQLite and on PostgreSQL
+
 GONGAN = "11330100002496126K"
 
 

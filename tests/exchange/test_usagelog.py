@@ -18,6 +18,8 @@ from exchange.usagelog.seal import HubSigner, export_dir, seal_due
 from exchange.usagelog.verify import verify_exports, verify_store_chain
 from quality.standards import make_ric, mask_identifier
 
+pytestmark = pytest.mark.usefixtures("store_backend")  # every test on SQLite and on PostgreSQL
+
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
 DAY1 = dt.datetime(2026, 11, 10, 9, 0, tzinfo=CST)
 HOLDER = make_ric("330106", dt.date(1980, 5, 5), 17)
@@ -102,7 +104,7 @@ def test_tampering_is_detected_and_names_the_first_broken_record(layout, sealed,
     elif tamper == "truncate":
         rows = rows[:-1]
     elif tamper == "edit_relinked":  # edit and recompute its own hash: the next record no longer links
-        from exchange.store.sqlite import chain_hash
+        from exchange.store.base import chain_hash
 
         body = json.loads(rows[1]["record"])
         body["client_id"] = "someone-else"
@@ -283,8 +285,6 @@ def test_status_route_reports_pending_and_failed_seals(layout, keys):
 
 
 def test_tampering_in_the_live_store_is_detected(layout, keys, monkeypatch):
-    import sqlite3
-
     from typer.testing import CliRunner
 
     from exchange.cli import app
@@ -293,13 +293,11 @@ def test_tampering_in_the_live_store_is_detected(layout, keys, monkeypatch):
     for i in range(5):
         store.append_log({"n": i, "decision": "denied"}, at=DAY1)
     assert verify_store_chain(store).intact
-    db = sqlite3.connect(layout.service / "service.sqlite")
+    db = open_store(layout)._db  # a connection of its own to the same store (autocommit), either backend
     db.execute("UPDATE usage_log SET record = replace(record, 'denied', 'granted') WHERE seq = 3")
-    db.commit()
     report = verify_store_chain(store)
     assert report.first_broken.seq == 3 and "edited" in report.first_broken.reason
     db.execute("DELETE FROM usage_log WHERE seq = 2")
-    db.commit()
     assert verify_store_chain(store).first_broken.seq == 2
     db.close()
     from certificates import publish_trust

@@ -13,6 +13,8 @@ from exchange.store import open_store
 from exchange.web import accounts
 from exchange.web.exceptions import AccountError, SignInRefused
 
+pytestmark = pytest.mark.usefixtures("store_backend")  # every test on SQLite and on PostgreSQL
+
 
 def test_passwords_are_salted_scrypt_and_checked(layout):
     store = open_store(layout)

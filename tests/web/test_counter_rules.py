@@ -12,6 +12,8 @@ from exchange.api.main import create_app
 from exchange.web import accounts
 from tests.exchange.test_api import NOW, RESTAURANT, keyring, world  # noqa: F401 (fixtures)
 
+pytestmark = pytest.mark.usefixtures("store_backend")  # every test on SQLite and on PostgreSQL
+
 
 def _csrf(html: str) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', html).group(1)

@@ -37,21 +37,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from exchange.api.core.config import ConfigError
-from exchange.store.base import Client
+from exchange.store.base import Client, stored_time
 from warehouse.datadir import Layout
 
 log = logging.getLogger("exchange.api.tls")
 
 ENV_CERT, ENV_KEY, ENV_CLIENT_CA = "ONEWINDOW_TLS_CERT", "ONEWINDOW_TLS_KEY", "ONEWINDOW_TLS_CLIENT_CA"
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
-
-CLIENT_CERTS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS client_certs (
-    fingerprint TEXT PRIMARY KEY, client_id TEXT NOT NULL REFERENCES clients(client_id),
-    serial TEXT NOT NULL, not_after TEXT NOT NULL, issued_at TEXT NOT NULL, revoked_at TEXT);
-CREATE INDEX IF NOT EXISTS client_certs_client ON client_certs(client_id);
-"""
-
 
 # ----------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
@@ -151,19 +143,12 @@ def peer_certificate(scope: Mapping[str, Any]) -> bytes | None:
 
 
 # ----------------------------------------------------------------------------- registry + authenticator
-def _iso(at: dt.datetime) -> str:
-    from exchange.store.sqlite import _iso as store_iso
-
-    return store_iso(at)
-
-
 class ClientCertRegistry:
-    """Which client certificates the hub issued, to whom, and which are revoked (service store)."""
+    """Which client certificates the hub issued, to whom, and which are revoked (service store,
+    table ``client_certs`` of :mod:`exchange.store.schema`)."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
-        with store._lock:
-            store._db.executescript(CLIENT_CERTS_SCHEMA)
 
     def register(self, cert: x509.Certificate, client_id: str, *, at: dt.datetime) -> str:
         from certificates.tls import fingerprint
@@ -172,13 +157,13 @@ class ClientCertRegistry:
         with self.store._tx() as db:
             db.execute("INSERT INTO client_certs VALUES (?, ?, ?, ?, ?, NULL)",
                        (fp, client_id, f"{cert.serial_number:x}", cert.not_valid_after_utc.isoformat(),
-                        _iso(at)))
+                        stored_time(at)))
         return fp
 
     def revoke(self, client_id: str, *, at: dt.datetime) -> int:
         with self.store._tx() as db:
             return db.execute("UPDATE client_certs SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL",
-                              (_iso(at), client_id)).rowcount
+                              (stored_time(at), client_id)).rowcount
 
     def lookup(self, fingerprint: str) -> tuple[str, str | None] | None:
         rows = self.store._rows("SELECT client_id, revoked_at FROM client_certs WHERE fingerprint = ?",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from exchange.api.core.access import AccessControl, AccessDep, CredentialsDep, RequestCredentials
 from exchange.api.core.identifiers import check_holder_code
@@ -60,18 +61,23 @@ async def submit_material(
     case_number: Annotated[str | None, Form(max_length=64)] = None,
 ) -> SubmitOut:
     """Submit a material at the counter; the same file is stored once (sha256)."""
+    # The store calls (the usage-log record, the material row) and the file write run in the
+    # thread pool: a synchronous store call on the event loop would wait for a log commit
+    # that, on PostgreSQL, may need this very loop to finish the batch ahead of it.
     holder = check_holder_code(holder_code).code
-    client = _counter(access, creds, action="submit_material", holder=holder, target=material_type, now=now)
+    client = await run_in_threadpool(_counter, access, creds, action="submit_material", holder=holder,
+                                     target=material_type, now=now)
     try:
         mt = materials.material_type(material_type)
         data = await file.read(mt.max_bytes + 1)
-        rec, new = materials.submit(data, media_type=(file.content_type or "").split(";")[0].strip(),
-                                    material_type=material_type, holder_code=holder,
-                                    submitted_by=client.client_id, at=now, filename=file.filename,
-                                    case_number=case_number)
+        rec, new = await run_in_threadpool(
+            materials.submit, data, media_type=(file.content_type or "").split(";")[0].strip(),
+            material_type=material_type, holder_code=holder, submitted_by=client.client_id, at=now,
+            filename=file.filename, case_number=case_number)
     except MaterialError as exc:
         raise MaterialRefused(exc) from exc
-    return SubmitOut(material=_out(materials.store.material(rec["material_id"])), stored_new_file=new)
+    stored = await run_in_threadpool(materials.store.material, rec["material_id"])
+    return SubmitOut(material=_out(stored), stored_new_file=new)
 
 
 @router.post("/{material_id}/verify", response_model=MaterialOut, responses=error_responses(401, 403, 404, 422))
