@@ -56,10 +56,10 @@ class _MaterialMethods:
         return dict(rows[0]) if rows else None
 
     def materials_of(self, holder_code: str) -> list[dict[str, Any]]:
-        """A holder's materials; cached like grants (once-only asks on every request, on the event loop)."""
-        return list(self._cached("materials", holder_code, lambda: tuple(dict(r) for r in self._rows(
+        """A holder's materials; cached like grants (every once-only answer asks, most holders have none)."""
+        return [dict(m) for m in self._cached("materials", holder_code, lambda: tuple(dict(r) for r in self._rows(
             "SELECT r.*, m.size, m.media_type FROM material_records r JOIN materials m USING (digest) "
-            "WHERE holder_code = ? ORDER BY submitted_at, material_id", (holder_code,)))))
+            "WHERE holder_code = ? ORDER BY submitted_at, material_id", (holder_code,))))]
 
     def material_blob_count(self) -> int:
         return self._rows("SELECT count(*) FROM materials")[0][0]

@@ -327,3 +327,15 @@ def test_rows_read_like_sqlite_rows_and_text_sorts_bytewise(stores):
     row = store._rows("SELECT code, name FROM departments WHERE code = ?", ("ab",))[0]
     assert (row[0], row["name"], dict(row), tuple(row)) == ("ab", "dept ab", {"code": "ab", "name": "dept ab"},
                                                              ("ab", "dept ab"))
+
+
+def test_another_replicas_applications_are_found_kept_and_preloaded_newest_first(stores):
+    store, other = stores
+    for i in range(3):
+        store.accept_application(f"C-{i}", "000120003000", f"H{i}", "clerk", "client", at=AT + dt.timedelta(minutes=i))
+    assert other.preload_applications(limit=2) == 2
+    assert list(other._applications) == ["C-1", "C-2"]  # the two newest, oldest kept first
+    assert other.application("C-0").holder_code == "H0"  # not preloaded: read, then kept
+    assert other.application("C-9") is None
+    store.accept_application("C-9", "000120003000", "H9", "clerk", "client", at=AT)
+    assert other.application("C-9").holder_code == "H9"  # an absent case is looked up again
