@@ -99,18 +99,24 @@ def test_loop_batch_fails_every_waiter_after_the_busy_limit_and_writes_nothing(t
     store.close()
 
 
-def test_close_commits_what_the_loop_has_queued_and_refuses_later_records(tmp_path):
-    store = SqliteStore(tmp_path / "service.sqlite")
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_close_commits_what_the_loop_has_queued_and_refuses_later_records(tmp_path, backend, request):
+    from exchange.store import open_store
+    from warehouse.datadir import Layout
+
+    url = request.getfixturevalue("pg_dsn") if backend == "postgres" else ""
+    opened = lambda: open_store(Layout(tmp_path), url)  # noqa: E731 — the same store, twice
+    store = opened()
 
     async def main() -> None:
         futures = [store.submit_log_async({"action": "queued", "i": i}, at=AT) for i in range(3)]
-        store.close()  # before the loop ran the flush
+        store.close()  # before the loop ran the flush (SQLite) or the drain (PostgreSQL)
         assert [(await f).seq for f in futures] == [1, 2, 3]
         with pytest.raises(StoreError, match="closed"):
             store.submit_log_async({"action": "late"}, at=AT)
 
     asyncio.run(main())
-    reopened = SqliteStore(tmp_path / "service.sqlite")
+    reopened = opened()
     assert _chain_ok(reopened) == [1, 2, 3]
     reopened.close()
 

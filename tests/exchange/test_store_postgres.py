@@ -276,20 +276,31 @@ def test_a_failed_batch_fails_every_waiter_writes_nothing_and_the_next_batch_rec
     assert [json.loads(r.record)["action"] for r in other.log_records()] == ["first", "after"]
 
 
-def test_close_commits_what_the_loop_has_queued_and_refuses_later_records(pg_dsn):
-    store = PostgresStore(pg_dsn)
+def test_close_from_another_thread_lets_the_batch_in_flight_and_the_records_behind_it_commit(stores):
+    store, other = stores
+    holder = psycopg.connect(other.url, autocommit=False)
+    holder.execute(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})")
+    closing = threading.Thread(target=store.close)
 
     async def main() -> None:
-        futures = [store.submit_log_async({"action": "queued", "i": i}, at=AT) for i in range(3)]
-        store.close()  # before the loop ran the drain
-        assert [(await f).seq for f in futures] == [1, 2, 3]
+        first = [store.submit_log_async({"action": "in flight", "i": i}, at=AT) for i in range(3)]
+        while other._rows("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                          "AND wait_event_type = 'Lock'")[0][0] < 1:
+            await asyncio.sleep(0.01)  # that batch waits on the chain lock
+        behind = [store.submit_log_async({"action": "queued", "i": i}, at=AT) for i in range(2)]
+        closing.start()  # waits for the loop's batches, then closes their connection
+        await asyncio.sleep(0.1)
+        assert closing.is_alive() and not any(f.done() for f in first + behind)
+        holder.rollback()
+        assert [(await f).seq for f in first + behind] == [1, 2, 3, 4, 5]
+        while closing.is_alive():
+            await asyncio.sleep(0.01)
         with pytest.raises(StoreError, match="closed"):
             store.submit_log_async({"action": "late"}, at=AT)
 
     asyncio.run(main())
-    reopened = PostgresStore(pg_dsn)
-    assert _chain(reopened) == [1, 2, 3]
-    reopened.close()
+    holder.close()
+    assert _chain(other) == [1, 2, 3, 4, 5]
 
 
 def test_a_connection_the_server_dropped_is_opened_again(stores):

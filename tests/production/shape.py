@@ -6,8 +6,9 @@ holding the lake, Airflow 3 with the CeleryExecutor (api-server, scheduler,
 dag-processor, triggerer, two Celery workers), the simulated 市场监管 REST API and two
 replicas of the hub service, every one a real process with its own log.
 
-The two backends issue 7 moves later are configuration here: the databases exist
-already, and :data:`BACKEND_ENV` is where their settings go (see docs/production.md).
+The service store runs on PostgreSQL here (``ONEWINDOW_STORE_URL`` in :data:`BACKEND_ENV`),
+so both replicas and every admin and audit command write one store; the library's move
+to DuckLake is configuration in the same place (see docs/production.md).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ REPO = Path(__file__).resolve().parents[2]
 DATABASES = ("airflow", "onewindow_store", "onewindow_catalog", "gongan")
 LAKE_URL = "s3://onewindow-lake/hub"
 # Settings of the service store and library backends, added to every hub and Airflow process.
-# Empty: the embedded store (SQLite) and library (one DuckDB file) of this issue's first part.
+# The service store on PostgreSQL; the library still one DuckDB file.
 # Placeholders: {pg} = postgresql://postgres@127.0.0.1:<port>, {lake} = LAKE_URL.
-BACKEND_ENV: dict[str, str] = {}
+BACKEND_ENV: dict[str, str] = {"ONEWINDOW_STORE_URL": "{pg}/onewindow_store"}
 # Cron schedules are off in this test (its simulated days lie in November 2026, the clock
 # does not): a leap-day cron's first interval after the DAGs' start date closes on
 # 2032-02-29, so only the runs the test triggers, with explicit data intervals, exist.

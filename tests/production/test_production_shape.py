@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from tests.pipeline_helpers import data_dir, query, run_steps
@@ -309,12 +310,19 @@ def test_killing_one_replica_under_load_leaves_the_other_answering(shape, pipeli
     after = [o for began, _, o in results[victim] if began > killed_at + 0.5]
     assert before and set(before) == {200}
     assert after and 200 not in after  # the replica really died
-    # the usage log both replicas wrote, one of them killed mid-stream, is still one intact chain
+    # the usage log both replicas wrote into the one PostgreSQL store, one of them killed
+    # mid-stream, is still one intact chain
     out = shape.onewindow("verify-log", "audit", "verify-log", "--store")  # exit 0, or ShapeError with its log
     assert "usage log intact" in out, out
     checked = int(out.split("unsealed records in the store checked:")[1].split()[0])
     answered = sum(1 for name in REPLICAS for *_, outcome in results[name] if outcome == 200)
     assert checked >= answered  # every answered read was committed to the log first
+    assert not (shape.layout.service / "service.sqlite").exists()  # no replica fell back to a file of its own
+    with psycopg.connect(shape.hub_env["ONEWINDOW_STORE_URL"]) as con:
+        clients = dict(con.execute("SELECT application_name, count(*) FROM pg_stat_activity "
+                                   "WHERE datname = 'onewindow_store' GROUP BY 1").fetchall())
+        assert con.execute("SELECT count(*) FROM usage_log").fetchone()[0] >= checked
+    assert clients.get("onewindow-store", 0) >= 2  # the surviving replica's connections (store, log writer)
     # and the killed replica comes back on the same snapshot
     shape.start_replica(victim)
     snapshot_id = query(_published(shape), "SELECT snapshot_id FROM snapshot_meta")[0][0]
