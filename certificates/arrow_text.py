@@ -6,21 +6,27 @@ bytes to a multiple of 3, so the base64 of the padded values' concatenation — 
 base64url of a value is the first ``ceil(4 * len / 3)`` characters of its part (the zero
 padding reaches only the characters that are dropped). The values are then cut out of
 that text as an Arrow ``string_view`` array (offset and length per value, built with
-numpy) and cast to ``string`` in C++.
+numpy) and cast to ``string`` in C++. The base64 itself is :func:`b64url_bytes` (SIMD,
+``pybase64``).
 """
 
 from __future__ import annotations
 
-import binascii
 from typing import Any
 
 import numpy as np
+import pybase64
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_TO_URL = bytes.maketrans(b"+/", b"-_")
 _PADS = pa.array(["", "\0", "\0\0"], pa.string())
 _INLINE = 12  # a string_view value of at most 12 bytes is stored inside its view
+
+
+def b64url_bytes(data: Any) -> bytes:
+    """Base64url of a bytes-like object (padding kept), as ``binascii.b2a_base64`` with ``-_``
+    for ``+/`` gives it, several times faster (SIMD)."""
+    return pybase64.b64encode(data, altchars=b"-_")
 
 
 def single(arr: Any) -> pa.Array:
@@ -79,7 +85,7 @@ def b64url_array(arr: Any) -> pa.Array:
         data, poff = utf8_values(padded)
     else:
         poff = off
-    text = binascii.b2a_base64(data[poff[0]:poff[-1]], newline=False).translate(_TO_URL)
+    text = b64url_bytes(data[poff[0]:poff[-1]])
     return slices(text, (poff[:-1] - poff[0]).astype(np.int64) // 3 * 4, (lengths * 4 + 2) // 3)
 
 

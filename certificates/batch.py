@@ -134,7 +134,7 @@ def proof_segments(tree: MerkleTree, signature: bytes) -> Any:
     fill reaches only the characters the ``=``-less form drops)."""
     import numpy as np
 
-    from certificates.arrow_text import slices
+    from certificates.arrow_text import b64url_bytes, slices
 
     n = tree.size
     levels = [np.frombuffer(b"".join(level), dtype=np.uint8).reshape(-1, HASH_SIZE)
@@ -164,7 +164,7 @@ def proof_segments(tree: MerkleTree, signature: bytes) -> Any:
         rows = np.nonzero(present[k])[0]
         out[rows[:, None], offset[rows][:, None] + cols] = level[(idx[rows] >> k) ^ 1]
         offset[rows] += HASH_SIZE
-    text = binascii.b2a_base64(out, newline=False).translate(_TO_URL)
+    text = b64url_bytes(out)
     size = PROOF_FIXED + HASH_SIZE * count
     return slices(text, idx * (width3 // 3 * 4), (size * 4 + 2) // 3)
 
@@ -205,11 +205,13 @@ def _b64_rows(rows: Any, keep: int) -> Any:
     zero-padded to a multiple of 3 bytes first)."""
     import numpy as np
 
+    from certificates.arrow_text import b64url_bytes
+
     n, width = rows.shape
     width3 = -(-width // 3) * 3
     if width3 != width:
         padded = np.zeros((n, width3), dtype=np.uint8)
         padded[:, :width] = rows
         rows = padded
-    text = binascii.b2a_base64(np.ascontiguousarray(rows), newline=False).translate(_TO_URL)
+    text = b64url_bytes(np.ascontiguousarray(rows))
     return np.frombuffer(text, dtype=np.uint8).reshape(n, width3 // 3 * 4)[:, :keep]

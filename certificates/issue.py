@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from certificates._time import CST, aware
-from certificates.arrow_text import b64url_array, fingerprints, fixed_width, single, utf8_values
+from certificates.arrow_text import b64url_array, b64url_bytes, fingerprints, fixed_width, single, utf8_values
 from certificates.batch import MAX_BATCH, seal_batch
 from certificates.encoder import PayloadEncoder
 from certificates.signing import encoded_header
@@ -187,7 +187,7 @@ def sign_each(payload_b64: pa.Array, header: str, key: Ed25519PrivateKey) -> pa.
     n = len(payload_b64)
     padded = np.zeros((n, 66), dtype=np.uint8)
     padded[:, :64] = np.frombuffer(signatures, dtype=np.uint8).reshape(n, 64)
-    text = binascii.b2a_base64(padded, newline=False).translate(_TO_URL)
+    text = b64url_bytes(padded)
     return fixed_width(np.frombuffer(text, dtype=np.uint8).reshape(n, 88)[:, :86])
 
 
