@@ -53,16 +53,19 @@ _TO_URL = bytes.maketrans(b"+/", b"-_")
 _sha256 = hashlib.sha256
 
 
-def batch_header(kid: str, batch_id: str, size: int) -> str:
-    """BASE64URL of the header shared by every licence of one batch."""
+def batch_header(kid: str, batch_id: str, size: int, *, typ: str = TOKEN_TYPE) -> str:
+    """BASE64URL of the header shared by every token of one batch (``typ``: a licence's, or
+    :data:`certificates.usecopy.SEALED_TYPE` for use-copies sealed together)."""
     return b64url(canonical_json({"bid": batch_id, "bsz": size, "kid": kid, "mtp": MTP,
-                                  "typ": TOKEN_TYPE, "ver": TOKEN_VERSION}))
+                                  "typ": typ, "ver": TOKEN_VERSION}))
 
 
-def root_statement(kid: str, header_b64: str, root: bytes, size: int) -> str:
-    """``header.payload`` of the root statement JWS (what the issuer key signs)."""
-    head = b64url(canonical_json({"alg": "Ed25519", "kid": kid, "typ": ROOT_TYPE, "ver": 1}))
-    body = b64url(canonical_json({"format": ROOT_FORMAT, "hash": "sha-256", "header": header_b64,
+def root_statement(kid: str, header_b64: str, root: bytes, size: int, *, typ: str = ROOT_TYPE,
+                   fmt: str = ROOT_FORMAT) -> str:
+    """``header.payload`` of the root statement JWS (what the issuer key, or for sealed
+    use-copies the hub service key, signs)."""
+    head = b64url(canonical_json({"alg": "Ed25519", "kid": kid, "typ": typ, "ver": 1}))
+    body = b64url(canonical_json({"format": fmt, "hash": "sha-256", "header": header_b64,
                                   "root": b64url(root), "size": size}))
     return f"{head}.{body}"
 

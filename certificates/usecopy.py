@@ -20,6 +20,23 @@ in at its sorted place (``licence`` sorts between ``issued_at`` and ``licence_id
 the encoded header is cached per key id. The bytes (and so the token) are those of
 :meth:`certificates.pki.HubServiceKey.sign` over the whole payload; a test checks that.
 
+Use-copies stamped together (the reads a busy hub answers in one event-loop round) may be
+**sealed** under one hub signature instead of one each (:func:`seal_use_copies`), as licence
+batches are (:mod:`certificates.batch`): the same payload, in a token of three base64url
+segments that is *not* a JWS (no ``alg``)::
+
+    header = {"bid": <seal id>, "bsz": <copies sealed together>, "kid": "hub-service-…",
+              "mtp": "rfc9162-sha256", "typ": "vnd.onewindow.use-copy+mtp", "ver": 2}
+    token  = BASE64URL(header) . BASE64URL(JCS(payload)) . BASE64URL(proof)
+    proof  = 0x02 || index (uint32) || Ed25519 signature || audit path (RFC 9162)
+
+Leaf ``i`` is ``SHA-256(0x00 || header_b64 "." payload_b64)``; the hub service key signs,
+once per seal, the root statement — a standard compact JWS with ``typ``
+``vnd.onewindow.use-copy-batch+jws`` over ``{"format": "onewindow.use-copy-batch/1",
+"hash": "sha-256", "header": header_b64, "root": …, "size": bsz}`` — so the header (seal
+id, size, key id), the payload and the position are all bound by the one signature. A
+seal of one copy is the plain JWS above.
+
 Verification goes through the one entry point, :func:`certificates.verify.verify_licence`,
 which hands a use-copy header to :func:`verify_use_copy` here. The outcomes are those of a
 licence — the hub signature is checked first (``TAMPERED``, ``UNKNOWN_ISSUER``, hub service
@@ -35,7 +52,9 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
+import hashlib
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
@@ -49,6 +68,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 USE_COPY_TYPE = "vnd.onewindow.use-copy+jws"
 USE_COPY_VERSION = 1
+SEALED_TYPE = "vnd.onewindow.use-copy+mtp"  # a use-copy sealed with others under one root
+SEALED_ROOT_TYPE = "vnd.onewindow.use-copy-batch+jws"
+SEALED_ROOT_FORMAT = "onewindow.use-copy-batch/1"
 _FIELDS = {"ver", "licence_id", "licence", "purpose", "requester", "issued_at", "expires_at", "log_seq",
            "stamp"}
 
@@ -114,15 +136,51 @@ def _signed(signer: "HubServiceKey", payload: dict[str, Any]) -> str:
     return b"".join((signing_input, b".", _b64(signer.private_key.sign(signing_input)))).decode("ascii")
 
 
+def use_copy_payload(*, licence_id: str, licence_token: str, purpose: dict[str, str],
+                     requester: dict[str, str], at: dt.datetime, ttl: dt.timedelta, log_seq: int) -> dict[str, Any]:
+    """The payload of a use-copy (what :func:`make_use_copy` signs, or :func:`seal_use_copies` seals)."""
+    issued_at, expires_at, expires_text = _window(at, ttl)
+    return {"ver": USE_COPY_VERSION, "licence_id": licence_id, "licence": licence_token, "purpose": purpose,
+            "requester": requester, "issued_at": issued_at, "expires_at": expires_at, "log_seq": log_seq,
+            "stamp": _stamp(purpose, expires_text)}
+
+
 def make_use_copy(signer: "HubServiceKey", *, licence_id: str, licence_token: str, purpose: dict[str, str],
                   requester: dict[str, str], at: dt.datetime, ttl: dt.timedelta,
                   log_seq: int) -> dict[str, Any]:
     """Stamp and sign a use-copy with the hub service key; returns ``{"token", "expires_at", "stamp"}``."""
-    issued_at, expires_at, expires_text = _window(at, ttl)
-    payload = {"ver": USE_COPY_VERSION, "licence_id": licence_id, "licence": licence_token, "purpose": purpose,
-               "requester": requester, "issued_at": issued_at, "expires_at": expires_at, "log_seq": log_seq,
-               "stamp": _stamp(purpose, expires_text)}
+    payload = use_copy_payload(licence_id=licence_id, licence_token=licence_token, purpose=purpose,
+                               requester=requester, at=at, ttl=ttl, log_seq=log_seq)
     return {"token": _signed(signer, payload), "expires_at": payload["expires_at"], "stamp": payload["stamp"]}
+
+
+def seal_use_copies(signer: "HubServiceKey", payloads: Sequence[dict[str, Any]], *, seal_id: str) -> list[str]:
+    """The tokens of ``payloads`` (from :func:`use_copy_payload`) under one hub signature: the
+    sealed format of the module doc, ``tokens[i]`` carrying ``payloads[i]``; one payload gets
+    the plain JWS of :func:`make_use_copy`. ``seal_id`` names the seal (its header's ``bid``)."""
+    from certificates.batch import MAX_BATCH, PROOF_VERSION, batch_header, root_statement
+    from certificates.merkle import MerkleTree
+
+    n = len(payloads)
+    if n == 1:
+        return [_signed(signer, payloads[0])]
+    if not 1 <= n <= MAX_BATCH:
+        raise ValueError(f"a seal holds 1..{MAX_BATCH} use-copies, got {n}")
+    header = batch_header(signer.kid, seal_id, n, typ=SEALED_TYPE)
+    bodies = [_b64(_payload_bytes(p)) for p in payloads]
+    prefix = hashlib.sha256(f"\x00{header}.".encode("ascii"))
+    leaves = []
+    for body in bodies:
+        h = prefix.copy()
+        h.update(body)
+        leaves.append(h.digest())
+    tree = MerkleTree(leaves)
+    statement = root_statement(signer.kid, header, tree.root, n, typ=SEALED_ROOT_TYPE, fmt=SEALED_ROOT_FORMAT)
+    fixed = bytes((PROOF_VERSION,)), signer.private_key.sign(statement.encode("ascii"))
+    head = header.encode("ascii") + b"."
+    return [b"".join((head, body, b".", _b64(b"".join((fixed[0], i.to_bytes(4, "big"), fixed[1],
+                                                            *tree.proof(i)))))).decode("ascii")
+            for i, body in enumerate(bodies)]
 
 
 def _moment(value: Any) -> dt.datetime | None:
@@ -138,26 +196,34 @@ def _moment(value: Any) -> dt.datetime | None:
 def verify_use_copy(parts: list[str], header: dict[str, Any], header_bytes: bytes, payload_bytes: bytes,
                     signature: bytes, trust: "TrustStore", *, at: dt.datetime,
                     status_lookup: "StatusLookup | None" = None,
-                    status_source: "StatusSource | None" = None) -> "Verification":
-    """Verify a use-copy whose compact JWS :func:`certificates.verify.verify_licence` has split
-    and decoded (strict base64url); call that function, not this one."""
+                    status_source: "StatusSource | None" = None, sealed: bool = False) -> "Verification":
+    """Verify a use-copy whose token :func:`certificates.verify.verify_licence` has split and
+    decoded (strict base64url); call that function, not this one. ``sealed``: the header is a
+    sealed copy's (checked there) and ``signature`` is its proof."""
     from dataclasses import replace
 
     from certificates.signing import parse_canonical
-    from certificates.verify import REASON_ZH, Outcome, Verification, verify_licence
+    from certificates.verify import REASON_ZH, Outcome, Verification, _check_batch, verify_licence
 
     def fail(outcome: Outcome, detail: str, reason: str | None = None, **kw: Any) -> Verification:
         return Verification(outcome, reason or REASON_ZH[outcome], detail=detail, **kw)
 
-    if header.get("alg") != "Ed25519" or header.get("ver") != USE_COPY_VERSION:
+    if not sealed and (header.get("alg") != "Ed25519" or header.get("ver") != USE_COPY_VERSION):
         return fail(Outcome.MALFORMED, "unsupported_header")
     hub = trust.service(header["kid"])
     if hub is None:
         return fail(Outcome.UNKNOWN_ISSUER, "unknown_kid", "加注件的签章不是本枢纽的服务签章，无法确认来源")
-    try:
-        hub.public_key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"))
-    except InvalidSignature:
-        return fail(Outcome.TAMPERED, "bad_signature", "加注件内容被篡改或签章无效，请勿受理")
+    if sealed:
+        problem = _check_batch(parts, header, signature, hub, root_type=SEALED_ROOT_TYPE,
+                               root_format=SEALED_ROOT_FORMAT)
+    else:
+        try:
+            hub.public_key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"))
+            problem = None
+        except InvalidSignature:
+            problem = "bad_signature"
+    if problem is not None:
+        return fail(Outcome.TAMPERED, problem, "加注件内容被篡改或签章无效，请勿受理")
     try:
         payload, canonical = parse_canonical(payload_bytes)
     except (UnicodeDecodeError, ValueError):

@@ -26,8 +26,10 @@ Order of checks (the first failure decides the outcome):
 8. validity dates against the CST date of ``at`` (``valid_until`` inclusive, null
    = 长期) → ``NOT_YET_VALID`` / ``EXPIRED``.
 
-A use-copy (加注件, header ``typ`` ``vnd.onewindow.use-copy+jws``) is handed to
-:func:`certificates.usecopy.verify_use_copy` after step 1: hub service signature, the
+A use-copy (加注件, header ``typ`` ``vnd.onewindow.use-copy+jws``, or
+``vnd.onewindow.use-copy+mtp`` for copies sealed together under one hub signature) is handed
+to :func:`certificates.usecopy.verify_use_copy` after step 1: hub service signature (for a
+sealed copy: its Merkle proof to a root whose statement the hub service key signed), the
 copy's window (``USE_COPY_EXPIRED``), then the wrapped licence through these same steps.
 
 Two caches save work without changing any outcome: decoded headers by the header
@@ -60,6 +62,7 @@ from certificates.trust import TrustedIssuer, TrustStore
 
 StatusLookup = Callable[[str], "str | None"]
 _USE_COPY_TYPE = "vnd.onewindow.use-copy+jws"  # == certificates.usecopy.USE_COPY_TYPE
+_SEALED_USE_COPY_TYPE = "vnd.onewindow.use-copy+mtp"  # == certificates.usecopy.SEALED_TYPE
 
 
 class StatusSource(Protocol):
@@ -197,11 +200,13 @@ def _decode_header(segment: str) -> tuple[bytes | None, dict[str, Any] | None, s
         return data, header, "use_copy"
     if header.get("typ") == TOKEN_TYPE and header.get("alg") == ALG and header.get("ver") == TOKEN_VERSION:
         return data, header, "single"
-    if header.get("typ") == batch_format.TOKEN_TYPE and "alg" not in header \
-            and header.get("ver") == batch_format.TOKEN_VERSION \
-            and header.get("mtp") == batch_format.MTP and isinstance(header.get("bid"), str) \
-            and type(header.get("bsz")) is int and 1 <= header["bsz"] <= batch_format.MAX_BATCH:
+    batch_shaped = "alg" not in header and header.get("ver") == batch_format.TOKEN_VERSION \
+        and header.get("mtp") == batch_format.MTP and isinstance(header.get("bid"), str) \
+        and type(header.get("bsz")) is int and 1 <= header["bsz"] <= batch_format.MAX_BATCH
+    if batch_shaped and header.get("typ") == batch_format.TOKEN_TYPE:
         return data, header, "batch"
+    if batch_shaped and header.get("typ") == _SEALED_USE_COPY_TYPE:  # use-copies sealed under one root
+        return data, header, "use_copy_sealed"
     return data, None, "unsupported_header"
 
 
@@ -218,9 +223,11 @@ VERIFIED_ROOTS_MAX = 4096
 _ROOTS_LOCK = threading.Lock()
 
 
-def _check_batch(parts: list[str], header: dict[str, Any], proof: bytes, signer: TrustedIssuer) -> str | None:
+def _check_batch(parts: list[str], header: dict[str, Any], proof: bytes, signer: TrustedIssuer, *,
+                 root_type: str = batch_format.ROOT_TYPE, root_format: str = batch_format.ROOT_FORMAT) -> str | None:
     """None when the proof leads from the leaf to a root whose statement ``signer`` signed,
-    else the detail: ``bad_proof`` or ``bad_signature``."""
+    else the detail: ``bad_proof`` or ``bad_signature``. ``root_type`` / ``root_format``: the
+    statement's ``typ`` and ``format`` (a licence batch's, or sealed use-copies')."""
     if len(proof) < batch_format.PROOF_FIXED or (len(proof) - batch_format.PROOF_FIXED) % HASH_SIZE \
             or proof[0] != batch_format.PROOF_VERSION:
         return "bad_proof"
@@ -234,7 +241,8 @@ def _check_batch(parts: list[str], header: dict[str, Any], proof: bytes, signer:
     seen = (signer.key_bytes, parts[0], root, signature)
     if seen in _VERIFIED_ROOTS:
         return None
-    statement = batch_format.root_statement(header["kid"], parts[0], root, header["bsz"])
+    statement = batch_format.root_statement(header["kid"], parts[0], root, header["bsz"], typ=root_type,
+                                            fmt=root_format)
     try:
         signer.public_key.verify(signature, statement.encode("ascii"))
     except InvalidSignature:
@@ -274,11 +282,12 @@ def verify_licence(token: str, trust: TrustStore, *, at: dt.datetime,
         return _malformed("bad_base64url")
     if header is None:
         return _malformed(kind)
-    if kind == "use_copy":
+    if kind == "use_copy" or kind == "use_copy_sealed":
         from certificates.usecopy import verify_use_copy
 
         return verify_use_copy(token.split("."), dict(header), header_bytes, payload_bytes, signature, trust,
-                               at=at, status_lookup=status_lookup, status_source=status_source)
+                               at=at, status_lookup=status_lookup, status_source=status_source,
+                               sealed=kind == "use_copy_sealed")
 
     signer = trust.issuer(header["kid"])
     if signer is None:

@@ -281,6 +281,50 @@ def test_licence_read_returns_a_use_copy_stamped_with_purpose_and_expiry(app, wo
     assert tampered.outcome is Outcome.TAMPERED
 
 
+def test_reads_answered_together_are_sealed_under_one_hub_signature(app, world, layout, keyring,
+                                                                      tmp_path_factory):
+    """Concurrent reads on the server's event loop: their use-copies share one hub signature
+    (a Merkle root over them), each with its own purpose and log seq, each verifying alone."""
+    import httpx
+
+    from certificates import Outcome, TrustStore, verify_licence
+    from certificates.usecopy import SEALED_TYPE
+
+    _share_hub_keys(keyring, layout, tmp_path_factory)
+    http, store = app.state.http, app.state.service_store
+    lic = world["lic"]["id_card"]
+    cases = [f"S-{i}" for i in range(6)]
+    for case in cases:
+        store.accept_application(case, RESTAURANT, lic["holder_code"], "clerk-1", "counter", at=NOW)
+    key = app.state.keys["11330100002496126K"]
+    seals_before = app.state.use_copies.seals
+
+    async def together():
+        import asyncio
+
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub") as c:
+            return await asyncio.gather(*(c.get(f"/api/v1/licences/{lic['licence_id']}",
+                                                headers=purpose_headers(key, case=case)) for case in cases))
+
+    responses = http.portal.call(together)  # on the app's own event loop
+    assert [r.status_code for r in responses] == [200] * len(cases)
+    trust = TrustStore.from_dir(layout.trust)
+    records = {json.loads(r.record)["purpose"]["case"]: r.seq for r in store.log_records()}
+    signatures = set()
+    for case, resp in zip(cases, responses):
+        token = resp.json()["use_copy"]["token"]
+        h, p, s = token.split(".")
+        header = json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))
+        assert header["typ"] == SEALED_TYPE and header["bsz"] == len(cases), header
+        signatures.add(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))[5:69])
+        result = verify_licence(token, trust, at=NOW)
+        assert result.outcome is Outcome.VALID and result.licence_id == lic["licence_id"]
+        assert result.use_copy["purpose"]["case"] == case and result.use_copy["log_seq"] == records[case]
+        # and through the API's verify route, as a counter would check it
+        assert http.post("/api/v1/verify", json={"token": token}).json()["outcome"] == "valid"
+    assert len(signatures) == 1 and app.state.use_copies.seals == seals_before + 1
+
+
 def test_once_only_withholds_numbers_of_ungranted_types(app, world):
     http, store = app.state.http, app.state.service_store
     person = world["person"]["subject_code"]

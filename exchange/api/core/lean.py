@@ -49,7 +49,10 @@ class LeanRoute(APIRoute):
             if len(d.body_params) != 1 or not (isinstance(model, type) and issubclass(model, BaseModel)):
                 raise TypeError(f"{where}: the body must be one pydantic model")
             self._body = (field.name, model)
-        self.app = request_response(self.get_route_handler())  # APIRoute built it before _body was known
+        self.handler = self.get_route_handler()
+        self.app = request_response(self.handler)  # APIRoute built it before _body was known
+        #: answered by the hot lane (exchange.api.core.hotlane) ahead of the middleware stack
+        self.hot = bool(getattr(endpoint, "_hot_lane", False))
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint, body = self.endpoint, getattr(self, "_body", None)
@@ -63,10 +66,13 @@ class LeanRoute(APIRoute):
         return handler
 
 
-def lean_route(router: APIRouter, path: str, *, methods: list[str], **kwargs: Any) -> Callable[[Any], Any]:
-    """Declare ``path`` on ``router`` as a :class:`LeanRoute` (``router.get``'s arguments otherwise)."""
+def lean_route(router: APIRouter, path: str, *, methods: list[str], hot: bool = False,
+               **kwargs: Any) -> Callable[[Any], Any]:
+    """Declare ``path`` on ``router`` as a :class:`LeanRoute` (``router.get``'s arguments otherwise);
+    ``hot``: the hot lane answers it ahead of the middleware stack and the router."""
 
     def declare(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        endpoint._hot_lane = hot  # type: ignore[attr-defined]  # kept when a router is included
         router.add_api_route(path, endpoint, methods=methods, route_class_override=LeanRoute, **kwargs)
         return endpoint
 

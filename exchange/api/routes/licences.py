@@ -38,7 +38,7 @@ def payload_json(token: str) -> msgspec.Raw:
     return msgspec.Raw(data) if data.lstrip()[:1] == b"{" else _EMPTY
 
 
-@lean_route(router, "/licences/{licence_id}", methods=["GET"], response_model=Licence,
+@lean_route(router, "/licences/{licence_id}", methods=["GET"], hot=True, response_model=Licence,
             responses=error_responses(400, 401, 403, 404, 503), openapi_extra=CREDENTIAL_OPENAPI)
 async def get_licence(
     request: Request,
@@ -67,7 +67,8 @@ async def get_licence(
                 "issued_at": row["issued_at"], "supersedes": row["supersedes"],
                 "superseded": superseded, "status": status, "token": token,
                 "payload": payload_json(token),
-                "use_copy": state.use_copies.stamp(decision, licence_id=row["licence_id"], token=token, at=now)}
+                "use_copy": await state.use_copies.stamp_async(decision, licence_id=row["licence_id"],
+                                                               token=token, at=now)}
     return Response(msgspec.json.encode(body), media_type="application/json")  # type: ignore[return-value]
 
 

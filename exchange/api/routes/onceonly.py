@@ -74,7 +74,7 @@ def to_response(res: Resolution, snapshot_id: str,
     return OnceOnlyResponse.model_validate(answer(res, snapshot_id, granted))
 
 
-@lean_route(router, "/once-only", methods=["POST"], response_model=OnceOnlyResponse,
+@lean_route(router, "/once-only", methods=["POST"], hot=True, response_model=OnceOnlyResponse,
             responses=error_responses(400, 401, 403, 404, 422, 503), openapi_extra=CREDENTIAL_OPENAPI)
 async def once_only(request: Request, body: OnceOnlyRequest) -> OnceOnlyResponse:
     """Which materials of the given items are already on file for the applicant (purpose required)."""
