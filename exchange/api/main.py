@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from exchange.api.core import audit, logs, openapi, tls
 from exchange.api.core.config import Settings
+from exchange.api.core.hotlane import HubApp
 from exchange.api.core.snapshot import SnapshotStore
 from exchange.api.deps import TrustCache
 from exchange.api.exceptions import ApiError
@@ -90,7 +91,7 @@ def create_app(layout: Layout | None = None, *, settings: Settings | None = None
             audit.stop(app)
             store.close()
 
-    app = FastAPI(
+    app = HubApp(  # FastAPI, with the hot lane for the two hot routes (exchange.api.core.hotlane)
         title="OneWindow Hub",
         summary="一窗受理数据共享与电子证照枢纽 — certificate library, once-only check, licence verification",
         version="0.1.0",
