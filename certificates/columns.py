@@ -256,15 +256,102 @@ def encode_arrow(enc: Any, cols: Mapping[str, Any], versions: Any, supersedes: A
     return (pc.if_else(mask, licence_id, null), pc.if_else(mask, base_id, null), pc.if_else(mask, payload, null))
 
 
+#: Rows of an extension column whose key sets :func:`canonical_extensions` reads first, and
+#: how many of the most frequent key sets it takes from them (one RE2 pattern each).
+_SAMPLE = 256
+_SHAPES = 16
+
+
 def canonical_extensions(ext: pa.Array) -> pa.Array:
     """The RFC 8785 text of each extension (``{}`` for null or empty), null where the value
-    is not a JSON object (the row path then reports it)."""
+    is not a JSON object (the row path then reports it).
+
+    First the key sets of a sample of the rows (:func:`_sample_shapes`): every row whose text
+    is exactly one of those key sets in RFC 8785 order (one DFA match for all of them) is its
+    own canonical text; a sampled key set out of order is matched and rewritten for all its
+    rows. The rows left (another key set, or not flat) go through :func:`_general`."""
     n = len(ext)
     empty = pc.fill_null(pc.equal(ext, ""), True)
-    flat = pc.and_(pc.invert(empty), pc.fill_null(pc.match_substring_regex(ext, _FLAT), False))
     as_is = pc.if_else(empty, "{}", ext)
+    settled = empty.to_numpy(zero_copy_only=False).copy()  # rows whose text is known
     index = np.arange(n, dtype=np.int64)  # where each row's value sits in concat(pieces)
     pieces: list[pa.Array] = [as_is]
+    size = n
+
+    def put(rows: np.ndarray, values: pa.Array) -> None:
+        nonlocal size
+        index[rows] = size + np.arange(len(rows))
+        pieces.append(values)
+        size += len(rows)
+
+    shapes = _sample_shapes(ext, settled)
+    in_order = [keys for keys in shapes if list(keys) == sorted(keys)]
+    if in_order:
+        pattern = "^\\{(?:" + "|".join(_shape_pattern(keys) for keys in in_order) + ")\\}$"
+        settled |= pc.fill_null(pc.match_substring_regex(ext, pattern), False).to_numpy(zero_copy_only=False)
+    for keys in shapes:
+        if list(keys) == sorted(keys):
+            continue
+        rest = np.flatnonzero(~settled)
+        if not len(rest):
+            break
+        pattern = "^\\{" + _shape_pattern(keys, capture=True) + "\\}$"
+        fields = pc.extract_regex(ext.take(pa.array(rest)), pattern)
+        hit = pc.is_valid(fields).to_numpy(zero_copy_only=False)
+        if hit.any():
+            mine = rest[hit]
+            put(mine, _reordered(fields.filter(pa.array(hit)), keys))
+            settled[mine] = True
+    rest = np.flatnonzero(~settled)
+    if len(rest):
+        put(rest, _general(ext.take(pa.array(rest))))
+    if len(pieces) == 1:
+        return as_is
+    return pa.concat_arrays([pc.cast(x, pa.string()) for x in pieces]).take(pa.array(index))
+
+
+def _sample_shapes(ext: pa.Array, skip: np.ndarray) -> list[tuple[str, ...]]:
+    """The distinct key sets without a repeated key (at most ``_SHAPES``, most frequent first)
+    of the flat values among up to ``_SAMPLE`` rows spread over ``ext`` (``skip``: rows not to read)."""
+    candidates = np.flatnonzero(~skip)
+    if not len(candidates):
+        return []
+    picked = candidates[np.unique(np.linspace(0, len(candidates) - 1, min(_SAMPLE, len(candidates))).astype(np.int64))]
+    sample = ext.take(pa.array(picked))
+    flat = pc.fill_null(pc.match_substring_regex(sample, _FLAT), False)
+    shapes = pc.value_counts(pc.replace_substring_regex(sample.filter(flat), f":{_VAL}", ""))
+    order = np.argsort(-shapes.field("counts").to_numpy(zero_copy_only=False), kind="stable")
+    out = []
+    for shape in shapes.field("values").take(pa.array(order)).to_pylist():
+        keys = tuple(_loads("[" + shape[1:-1] + "]"))
+        if len(set(keys)) == len(keys):
+            out.append(keys)
+    return out[:_SHAPES]
+
+
+def _shape_pattern(keys: tuple[str, ...], *, capture: bool = False) -> str:
+    """RE2 text of a flat object's members with exactly these keys in this order (the values
+    as groups ``v0``, ``v1``, ... when ``capture``)."""
+    return ",".join(f'"{_re_text(k)}":' + (f"(?P<v{j}>{_VAL})" if capture else _VAL) for j, k in enumerate(keys))
+
+
+def _reordered(fields: pa.Array, keys: tuple[str, ...]) -> pa.Array:
+    """The canonical text of flat objects with ``keys`` (in this order), from their values
+    (``fields``, a struct of ``extract_regex`` groups): the members in RFC 8785 order."""
+    parts: list[Any] = ["{"]
+    for j, k in sorted(enumerate(keys), key=lambda jk: jk[1]):
+        parts += [("," if len(parts) > 1 else "") + f'"{k}":', pc.struct_field(fields, [j])]
+    return pc.binary_join_element_wise(*parts, "}", "")
+
+
+def _general(ext: pa.Array) -> pa.Array:
+    """:func:`canonical_extensions` of non-empty values without the sample: flat values grouped
+    by key set (each key set out of order rewritten with one regex extraction for its rows),
+    anything else canonicalised one value at a time."""
+    n = len(ext)
+    flat = pc.fill_null(pc.match_substring_regex(ext, _FLAT), False)
+    index = np.arange(n, dtype=np.int64)
+    pieces: list[pa.Array] = [ext]
     size = n
 
     def put(rows: np.ndarray, values: pa.Array) -> None:
@@ -281,25 +368,20 @@ def canonical_extensions(ext: pa.Array) -> pa.Array:
         by_shape = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[by_shape], np.arange(len(shapes.dictionary) + 1))
         for s, shape in enumerate(shapes.dictionary.to_pylist()):
-            keys = _loads("[" + shape[1:-1] + "]")
-            ordered = sorted(keys)
-            if keys == ordered and len(set(keys)) == len(keys):
+            keys = tuple(_loads("[" + shape[1:-1] + "]"))
+            if list(keys) == sorted(keys) and len(set(keys)) == len(keys):
                 continue  # already canonical
             mine = rows[by_shape[bounds[s]:bounds[s + 1]]]
             if len(set(keys)) != len(keys):  # a repeated key: json.loads keeps the last one
                 put(mine, _one_by_one(ext.take(pa.array(mine))))
                 continue
-            pattern = "^\\{" + ",".join(f'"{_re_text(k)}":(?P<v{j}>{_VAL})' for j, k in enumerate(keys)) + "\\}$"
-            fields = pc.extract_regex(ext.take(pa.array(mine)), pattern)
-            parts: list[Any] = ["{"]
-            for j, k in sorted(enumerate(keys), key=lambda jk: jk[1]):
-                parts += [("," if len(parts) > 1 else "") + f'"{k}":', pc.struct_field(fields, [j])]
-            put(mine, pc.binary_join_element_wise(*parts, "}", ""))
-    other = np.flatnonzero(~flat_np & ~empty.to_numpy(zero_copy_only=False))
+            pattern = "^\\{" + _shape_pattern(keys, capture=True) + "\\}$"
+            put(mine, _reordered(pc.extract_regex(ext.take(pa.array(mine)), pattern), keys))
+    other = np.flatnonzero(~flat_np)
     if len(other):
         put(other, _one_by_one(ext.take(pa.array(other))))
     if len(pieces) == 1:
-        return as_is
+        return ext
     return pa.concat_arrays([pc.cast(x, pa.string()) for x in pieces]).take(pa.array(index))
 
 

@@ -115,3 +115,33 @@ def test_odd_extensions_take_the_one_by_one_path_and_still_match(text):
 
 def test_an_extension_without_rfc8785_text_is_left_to_the_row_path():
     assert canonical_extensions(pa.array(['{"big":12345678901234567}', '{"n":NaN}'])).to_pylist() == [None, None]
+
+
+def test_key_sets_outside_the_sample_are_still_canonicalised():
+    """Thousands of rows of two key sets (one in RFC 8785 order, one not) — what the sample
+    sees — with rare rows of other shapes between them (another key order, a key that sorts
+    differently in UTF-16, a prefix of a sampled key set, floats, escapes, Chinese text,
+    nesting, a repeated key, not JSON): every row's text is canonical_json(json.loads(row))."""
+    from certificates import columns
+
+    rng = random.Random(11)
+    texts = []
+    for i in range(4 * columns._SAMPLE + 37):
+        if i % 2:
+            texts.append(f'{{"address":"杭州市西湖区文三路{i}号","business_scope":"热食类食品制售"}}')
+        else:
+            texts.append(f'{{"parcel_no":"330106{i:09d}","area_m2":{80 + i % 90},"land_use":"住宅"}}')
+    rare = ['{"business_scope":"冷食","address":"滨江区"}', '{"address":"滨江区"}', '{"z":1,"\uff01":2,"\U0001f600":3}',
+            '{"area_m2":80.5,"land_use":"住宅","parcel_no":"1"}', '{"address":"\\"引号\\"\\n换行"}',
+            '{"a":{"c":1,"b":[true,null]},"A":-0}', '{"land_use":"a","land_use":"b"}', '{"x":12345678901234567}',
+            "not json", "[]", '{"address":"中文","business_scope":"x","extra":false}', '{}']
+    for text in rare:
+        texts.insert(rng.randrange(len(texts)), text)
+    got = canonical_extensions(pa.array(texts, pa.string())).to_pylist()
+    for text, value in zip(texts, got):
+        try:
+            value_in = json.loads(text)
+            want = canonical_json(value_in).decode("utf-8") if isinstance(value_in, dict) else None
+        except ValueError:  # not JSON, or no RFC 8785 text (an integer outside the safe range)
+            want = None
+        assert value == want, text
