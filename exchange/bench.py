@@ -130,6 +130,19 @@ def bench_serve(workdir: Path, console: Console | None = None) -> dict[str, dict
                  reuse=bool(keep))
 
 
+def bench_scale(workdir: Path, console: Console | None, sections: dict[str, dict]) -> dict[str, dict]:
+    """The pipeline at 1M, 3M and 10M persons (``ONEWINDOW_BENCH_SCALE_SIZES``): see exchange/scale_bench.py.
+
+    Fills ``sections["scale"]`` (per-size figures and growth ratios) and returns the per-size
+    µs/person figures (anchor: the same figure at the first size) and lookup p99s for the table.
+    """
+    from exchange.scale_bench import bench_scale as scale
+
+    section, figures = scale(workdir, console.log if console else None)
+    sections["scale"] = section
+    return figures
+
+
 def _size_label(n: int) -> str:
     return f"{n // 1_000_000}m" if n % 1_000_000 == 0 else str(n)
 
@@ -158,6 +171,7 @@ def bench_validate(workdir: Path, console: Console | None = None,
 
 def run_benchmarks(*, persons: int, only: list[str] | None, as_json: bool, console: Console) -> dict:
     figures: dict[str, dict] = {}
+    sections: dict[str, dict] = {}
     workdir = Path(tempfile.mkdtemp(prefix="onewindow-bench-"))
     log = Console(stderr=True) if as_json else console
     try:
@@ -167,6 +181,7 @@ def run_benchmarks(*, persons: int, only: list[str] | None, as_json: bool, conso
             ("licences", lambda: bench_licences(workdir)),
             ("validate", lambda: bench_validate(workdir, log)),
             ("serve", lambda: bench_serve(workdir, log)),
+            ("scale", lambda: bench_scale(workdir, log, sections)),
         ]
         for name, fn in plan:
             if only and name not in only:
@@ -176,7 +191,7 @@ def run_benchmarks(*, persons: int, only: list[str] | None, as_json: bool, conso
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result = {"figures": figures, "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-              "persons": persons, "cpus": os.cpu_count()}
+              "persons": persons, "cpus": os.cpu_count(), **sections}
     if as_json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
@@ -187,4 +202,8 @@ def run_benchmarks(*, persons: int, only: list[str] | None, as_json: bool, conso
             table.add_row(name, f"{f['value']:,.0f}", f["unit"], f["anchor"], f"{f['anchor_value']:,.0f}",
                           f"{f['ratio']:.3f}" if f["ratio"] is not None else "-")
         console.print(table)
+        if "scale" in sections:
+            from exchange.scale_bench import render
+
+            render(sections["scale"], console)
     return result

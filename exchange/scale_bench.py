@@ -1,0 +1,414 @@
+"""The scale benchmark: the whole pipeline at several population sizes, as a curve.
+
+For each size in ``ONEWINDOW_BENCH_SCALE_SIZES`` (default ``1m,3m,10m``) a child process
+(``python -m exchange.scale_bench``) simulates that many persons (defect rate 0), then runs
+the real pipeline steps on them and times each phase:
+
+``simulate``
+    the simulated department systems are written (not part of the hub's cost; reported so the
+    bench's own wall time is explained);
+``ingest``
+    extract → validate (great-expectations suite in DuckDB) → load, for the population register
+    and the marriage drops (every person's ID card and 户口簿, plus the marriage certificates);
+``issuance``
+    ``warehouse.build.issue_pending``: a licence signed and stored per certificate, status lists;
+``library_build``
+    the rest of the ``onewindow_library_build`` DAG: the issued-licence quality suite and the
+    published read-only snapshot (``publish_step``);
+``lookup``
+    the snapshot served by the hub (uvicorn, one worker) and driven by ``wrk`` (32 connections)
+    for ``ONEWINDOW_BENCH_SCALE_SECONDS`` (10) over up to 20,000 holders' licences, with the bare
+    FastAPI anchor measured right before it (``exchange.serve_bench``).
+
+Peak memory is measured, not estimated: a sampler thread in the child sums the resident set
+of the child and all its descendants (issuance workers, the hub server) every 50 ms with
+psutil, per phase; the kernel's own high-water marks (``ru_maxrss`` of the child and of its
+largest waited-for descendant) are reported beside it. Disk is the size of the data directory
+after publishing.
+
+The parent takes ``ONEWINDOW_BENCH_SCALE_LOCK`` (a lock file, e.g. /tmp/onewindow-heavy.lock)
+around each size only, so other benchmarks can run between sizes; a size's data directory is
+removed once it is measured. Growth ratios (time per person, peak memory per person, p99 at
+one size over the previous and over the first size) come from one run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+SIZES_ENV = "ONEWINDOW_BENCH_SCALE_SIZES"
+SECONDS_ENV = "ONEWINDOW_BENCH_SCALE_SECONDS"
+LOCK_ENV = "ONEWINDOW_BENCH_SCALE_LOCK"
+DEFAULT_SIZES = (1_000_000, 3_000_000, 10_000_000)
+PHASES = ("simulate", "ingest", "issuance", "library_build")
+PIPELINE = ("ingest", "issuance", "library_build")  # the hub's own cost
+SOURCES = ("gongan_population", "minzheng_marriages")
+SEED = 11
+
+
+class ScaleBenchError(RuntimeError):
+    """The scale benchmark could not run (bad sizes, a size's child process failed)."""
+
+
+def parse_sizes(text: str | None) -> tuple[int, ...]:
+    """``"1m,3m,10m"`` / ``"1000000, 3000000"`` / ``"300,600"`` → sizes, ascending, each at least 100."""
+    if not text or not text.strip():
+        return DEFAULT_SIZES
+    sizes = []
+    for part in text.split(","):
+        raw = part.strip().lower().replace("_", "")
+        mult = {"k": 1_000, "m": 1_000_000}.get(raw[-1:], 1)
+        digits = raw[:-1] if mult > 1 else raw
+        if not digits.isdigit() or int(digits) * mult < 100:
+            raise ScaleBenchError(f"{SIZES_ENV}: {part.strip()!r} is not a size of at least 100 persons "
+                                  f"(write e.g. 1m,3m,10m or 1000000,3000000)")
+        sizes.append(int(digits) * mult)
+    if sorted(set(sizes)) != sizes:
+        raise ScaleBenchError(f"{SIZES_ENV}: sizes must be distinct and ascending, got {text!r}")
+    return tuple(sizes)
+
+
+def label(n: int) -> str:
+    if n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
+    return f"{n // 1_000}k" if n % 1_000 == 0 else str(n)
+
+
+# ----------------------------------------------------------------------------- memory
+class TreeSampler:
+    """Peak resident set (MB) of this process and every descendant, per named phase."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        import psutil
+
+        self._me = psutil.Process()
+        self._interval = interval
+        self._phase: str | None = None
+        self.peaks: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def _tree_rss(self) -> int:
+        import psutil
+
+        total = 0
+        try:
+            procs = [self._me, *self._me.children(recursive=True)]
+        except psutil.Error:
+            return 0
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total
+
+    def _sample(self) -> None:
+        phase = self._phase
+        if phase is not None:
+            mb = self._tree_rss() / 2**20
+            if mb > self.peaks.get(phase, 0.0):
+                self.peaks[phase] = mb
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._sample()
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        self._phase = name
+        self._sample()
+        try:
+            yield
+        finally:
+            self._sample()
+            self._phase = None
+
+    def __enter__(self) -> "TreeSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _dir_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+# ----------------------------------------------------------------------------- one size (child)
+def measure_size(persons: int, root: Path, *, seconds: float, log: Any = None) -> dict:
+    """Run every phase at ``persons`` in data directory ``root``; return the size's record."""
+    from exchange.departments import BASE_DATE, simulate
+    from exchange.pipeline import _check_issued_licences, extract_step, load_step, publish_step, validate_step
+    from exchange.serve_bench import _environ
+    from exchange.sources.interval import Interval
+    from warehouse.build import issue_pending
+    from warehouse.datadir import ENV_VAR, Layout
+
+    layout = Layout(root).ensure()
+    interval = Interval.for_day(BASE_DATE)
+    at_iso = interval.end.isoformat()
+    secs: dict[str, float] = {}
+    detail: dict[str, float] = {}
+    rows: dict[str, int] = {}
+
+    def say(msg: str) -> None:
+        if log:
+            log(f"scale {label(persons)}: {msg}")
+
+    with TreeSampler() as mem, _environ(**{ENV_VAR: str(layout.root)}):
+        say("simulating the departments …")
+        with mem.phase("simulate"):
+            t0 = time.perf_counter()
+            summary = simulate(layout, persons=persons, seed=SEED, day=0, defect_rate=0.0)
+            secs["simulate"] = time.perf_counter() - t0
+        say("ingesting …")
+        with mem.phase("ingest"):
+            t0 = time.perf_counter()
+            for source_id in SOURCES:
+                t = time.perf_counter()
+                extracted = extract_step(source_id, interval.key)
+                detail[f"{source_id}.extract"] = time.perf_counter() - t
+                t = time.perf_counter()
+                checked = validate_step(extracted, run_id=f"scale_{source_id}")
+                detail[f"{source_id}.validate"] = time.perf_counter() - t
+                t = time.perf_counter()
+                loaded = load_step(checked, run_id=f"scale_{source_id}", finished_at=at_iso)
+                detail[f"{source_id}.load"] = time.perf_counter() - t
+                rows[source_id] = extracted["rows"]
+                if checked["quarantined"]:
+                    raise ScaleBenchError(f"{source_id}: {checked['quarantined']} rows quarantined at defect rate 0")
+                del loaded
+            secs["ingest"] = time.perf_counter() - t0
+        say("issuing licences …")
+        with mem.phase("issuance"):
+            t0 = time.perf_counter()
+            built = issue_pending(layout, at=dt.datetime.fromisoformat(at_iso),
+                                  published_at=dt.datetime.now(dt.timezone.utc))
+            secs["issuance"] = time.perf_counter() - t0
+        say("checking issued licences and publishing the snapshot …")
+        with mem.phase("library_build"):
+            t0 = time.perf_counter()
+            t = time.perf_counter()
+            _check_issued_licences(at_iso)
+            detail["check_issued"] = time.perf_counter() - t
+            t = time.perf_counter()
+            published = publish_step(at_iso)
+            detail["publish"] = time.perf_counter() - t
+            secs["library_build"] = time.perf_counter() - t0
+        disk = _dir_bytes(layout.root)
+        snapshot_bytes = Path(published["path"]).stat().st_size
+        say(f"lookup under wrk for {seconds:.0f} s …")
+        with mem.phase("lookup"):
+            lookup = measure_lookup(layout, Path(published["path"]), seconds=seconds)
+    counts = published["counts"]
+    self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {
+        "persons": persons, "label": label(persons),
+        "certificates": counts["certificates"], "licences": counts["licences"], "subjects": counts["subjects"],
+        "source_rows": rows, "licences_issued": built.issued,
+        "seconds": {k: round(v, 2) for k, v in secs.items()} | {
+            "pipeline": round(sum(secs[p] for p in PIPELINE), 2)},
+        "seconds_detail": {k: round(v, 2) for k, v in detail.items()},
+        "us_per_person": {k: round(v / persons * 1e6, 2) for k, v in secs.items()} | {
+            "pipeline": round(sum(secs[p] for p in PIPELINE) / persons * 1e6, 2)},
+        "us_per_certificate": {p: round(secs[p] / counts["certificates"] * 1e6, 2) for p in PIPELINE},
+        "peak_rss_mb": {k: round(v, 1) for k, v in mem.peaks.items()},
+        "ru_maxrss_mb": {"main": round(self_rss, 1), "largest_child": round(child_rss, 1)},
+        "disk_mb": round(disk / 2**20, 1), "snapshot_mb": round(snapshot_bytes / 2**20, 1),
+        "lookup": lookup,
+    }
+
+
+def measure_lookup(layout, snapshot: Path, *, seconds: float) -> dict:
+    """p99 of the hub's licence lookup on this snapshot, with the bare FastAPI anchor just before it."""
+    from exchange.serve_bench import ENV_VAR, LUA, Server, prepare_workload, run_wrk
+
+    work = layout.root / "scale-lookup"
+    work.mkdir(exist_ok=True)
+    load = prepare_workload(layout, snapshot, work)
+    script = work / "rotate.lua"
+    script.write_text(LUA, encoding="utf-8")
+    bare_lines = work / "bare_get.tsv"
+    bare_lines.write_text("GET\t/bare\t-\t\n", encoding="utf-8")
+    env = {ENV_VAR: str(layout.root), "ONEWINDOW_ENV": os.environ.get("ONEWINDOW_ENV", "development")}
+    run = dict(api_key=load.api_key, item=load.items[0], script=script)
+    with Server("exchange.serve_bench:bare_app", env=env, probe="/worker", log_path=work / "bare.log") as bare:
+        run_wrk(bare.url + "/bare", bare_lines, seconds=1, **run)
+        anchor = run_wrk(bare.url + "/bare", bare_lines, seconds=seconds, **run)
+    t0 = time.perf_counter()
+    with Server("exchange.api.main:create_app", env=env, probe="/healthz", log_path=work / "hub.log") as hub:
+        ready = time.perf_counter() - t0
+        run_wrk(hub.url, load.lookup_lines, seconds=2, **run)  # warm-up
+        got = run_wrk(hub.url, load.lookup_lines, seconds=seconds, **run)
+    if got.non_2xx or got.socket_errors or not got.requests:
+        raise ScaleBenchError(f"lookup: {got.non_2xx} non-2xx answers and {got.socket_errors} socket errors in "
+                              f"{got.requests} requests; see {work / 'hub.log'}")
+    return {"p99_ms": round(got.p99_ms, 2), "p50_ms": round(got.p50_ms, 2), "rps": round(got.rps, 1),
+            "requests": got.requests, "holders_rotated": load.distinct_holders,
+            "server_start_s": round(ready, 2),
+            "anchor": "bare_fastapi_get_p99_ms", "anchor_p99_ms": round(anchor.p99_ms, 2),
+            "anchor_rps": round(anchor.rps, 1),
+            "p99_ratio": round(got.p99_ms / anchor.p99_ms, 4) if anchor.p99_ms else None}
+
+
+# ----------------------------------------------------------------------------- the run (parent)
+@contextlib.contextmanager
+def _held(lock_path: str | None) -> Iterator[float]:
+    """Hold ``lock_path`` (flock) for the block; yields the seconds spent waiting for it."""
+    if not lock_path:
+        yield 0.0
+        return
+    t0 = time.perf_counter()
+    with open(lock_path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield time.perf_counter() - t0
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def run_size(persons: int, workdir: Path, *, seconds: float, log: Any = None) -> dict:
+    """One size in a child process of its own (clean ``ru_maxrss``), under the optional lock."""
+    root = workdir / f"scale-{persons}"
+    out = workdir / f"scale-{persons}.json"
+    shutil.rmtree(root, ignore_errors=True)
+    cmd = [sys.executable, "-m", "exchange.scale_bench", str(persons), str(root), str(out), str(seconds)]
+    with _held(os.environ.get(LOCK_ENV)) as waited:
+        if log:
+            log(f"scale {label(persons)}: started (waited {waited:.0f} s for the lock)")
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, env=os.environ.copy(), stdout=2, stderr=2)  # keep stdout for --json
+        wall = time.perf_counter() - t0
+    try:
+        if proc.returncode != 0 or not out.is_file():
+            raise ScaleBenchError(f"scale bench at {persons:,} persons failed (exit {proc.returncode}); "
+                                  f"its output is above, its data directory is {root}")
+        record = json.loads(out.read_text(encoding="utf-8"))
+    finally:
+        if proc.returncode == 0:
+            shutil.rmtree(root, ignore_errors=True)
+    record["child_wall_s"] = round(wall, 1)
+    return record
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(b / a, 4) if a and b is not None else None
+
+
+def growth(base: dict, top: dict) -> dict:
+    """How each figure per person (or absolute, for p99) grew from ``base`` to ``top``; 1.0 = linear."""
+    return {
+        "from": base["label"], "to": top["label"], "size_ratio": round(top["persons"] / base["persons"], 4),
+        "time_per_person": {k: _ratio(base["us_per_person"][k], top["us_per_person"][k])
+                            for k in (*PHASES, "pipeline")},
+        "peak_rss_per_person": {k: _ratio(base["peak_rss_mb"][k] / base["persons"],
+                                          top["peak_rss_mb"][k] / top["persons"])
+                                for k in base["peak_rss_mb"] if k in top["peak_rss_mb"]},
+        "peak_rss": {k: _ratio(base["peak_rss_mb"][k], top["peak_rss_mb"][k])
+                     for k in base["peak_rss_mb"] if k in top["peak_rss_mb"]},
+        "disk_per_person": _ratio(base["disk_mb"] / base["persons"], top["disk_mb"] / top["persons"]),
+        "lookup_p99": _ratio(base["lookup"]["p99_ms"], top["lookup"]["p99_ms"]),
+        "lookup_p99_ratio_to_anchor": _ratio(base["lookup"]["p99_ratio"], top["lookup"]["p99_ratio"]),
+    }
+
+
+def bench_scale(workdir: Path, log: Any = None, sizes: tuple[int, ...] | None = None,
+                seconds: float | None = None) -> tuple[dict, dict[str, dict]]:
+    """Every size, then growth ratios. Returns (the ``scale`` JSON section, figures for the main table)."""
+    sizes = sizes or parse_sizes(os.environ.get(SIZES_ENV))
+    seconds = seconds if seconds is not None else float(os.environ.get(SECONDS_ENV, 10))
+    records = [run_size(n, workdir, seconds=seconds, log=log) for n in sizes]
+    section = {
+        "sizes": [r["persons"] for r in records],
+        "per_size": {r["label"]: r for r in records},
+        "growth_step": [growth(a, b) for a, b in zip(records, records[1:])],
+        "growth_from_first": [growth(records[0], r) for r in records[1:]],
+        "lookup_seconds": seconds, "cpus": os.cpu_count(),
+    }
+    from exchange.bench import _figure
+
+    first = records[0]
+    figures: dict[str, dict] = {}
+    for r in records:
+        for k in PIPELINE:
+            figures[f"scale_{k}_us_per_person_{r['label']}"] = _figure(
+                r["us_per_person"][k], "us/person", f"scale_{k}_us_per_person_{first['label']}",
+                first["us_per_person"][k])
+        figures[f"scale_lookup_p99_ms_{r['label']}"] = _figure(
+            r["lookup"]["p99_ms"], "ms", "bare_fastapi_get_p99_ms", r["lookup"]["anchor_p99_ms"])
+    return section, figures
+
+
+def _hub_peak(r: dict) -> float:
+    """Peak RSS over the hub's own phases (the simulated departments are the bench's, not the hub's)."""
+    return max(r["peak_rss_mb"].get(k, 0.0) for k in (*PIPELINE, "lookup"))
+
+
+def render(section: dict, console: Any) -> None:
+    """The curve: a table per size and bars of µs per person per phase (equal bars = linear cost)."""
+    from rich.table import Table
+
+    records = list(section["per_size"].values())
+    table = Table(title="Scale (one run; us/person flat across sizes = linear cost)")
+    for col in ("persons", "certificates", "ingest s", "issuance s", "library build s", "pipeline us/person",
+                "peak RSS MB (hub phases)", "disk MB", "lookup p99 ms", "p99 / bare"):
+        table.add_column(col, justify="right")
+    for r in records:
+        table.add_row(f"{r['persons']:,}", f"{r['certificates']:,}", f"{r['seconds']['ingest']:,.1f}",
+                      f"{r['seconds']['issuance']:,.1f}", f"{r['seconds']['library_build']:,.1f}",
+                      f"{r['us_per_person']['pipeline']:,.1f}", f"{_hub_peak(r):,.0f}",
+                      f"{r['disk_mb']:,.0f}", f"{r['lookup']['p99_ms']:.2f}",
+                      f"{r['lookup']['p99_ratio']:.2f}" if r["lookup"]["p99_ratio"] else "-")
+    console.print(table)
+    top = max(r["us_per_person"][k] for r in records for k in PIPELINE) or 1.0
+    lines = ["us per person by phase (each # = {:.1f} us)".format(top / 40)]
+    for k in PIPELINE:
+        for r in records:
+            v = r["us_per_person"][k]
+            lines.append(f"{k:>13} {r['label']:>5} |{'#' * max(1, round(v / top * 40)):<40}| {v:,.1f}")
+    top_mb = max(_hub_peak(r) / r["persons"] * 1e6 for r in records) or 1.0
+    lines.append("peak RSS per million persons (MB), max over the hub's phases")
+    for r in records:
+        v = _hub_peak(r) / r["persons"] * 1e6
+        lines.append(f"{'peak RSS':>13} {r['label']:>5} |{'#' * max(1, round(v / top_mb * 40)):<40}| {v:,.0f}")
+    top_p99 = max(r["lookup"]["p99_ms"] for r in records) or 1.0
+    lines.append("lookup p99 (ms)")
+    for r in records:
+        v = r["lookup"]["p99_ms"]
+        lines.append(f"{'lookup p99':>13} {r['label']:>5} |{'#' * max(1, round(v / top_p99 * 40)):<40}| {v:.2f}")
+    console.print("\n".join(lines), markup=False, highlight=False)
+    for g in section["growth_step"]:
+        tp = g["time_per_person"]
+        console.print(f"{g['from']}→{g['to']} (x{g['size_ratio']:g} persons): time per person ingest "
+                      f"x{tp['ingest']}, issuance x{tp['issuance']}, library build x{tp['library_build']}, "
+                      f"pipeline x{tp['pipeline']}; lookup p99 x{g['lookup_p99']}", markup=False, highlight=False)
+
+
+def main(argv: list[str]) -> int:
+    persons, root, out, seconds = int(argv[0]), Path(argv[1]), Path(argv[2]), float(argv[3])
+
+    def log(msg: str) -> None:
+        print(f"[{dt.datetime.now(dt.timezone.utc):%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+
+    record = measure_size(persons, root, seconds=seconds, log=log)
+    out.write_text(json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
