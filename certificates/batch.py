@@ -123,10 +123,38 @@ def seal_batch(payload_b64: Any, *, private_key: Any, kid: str, batch_id: str) -
         h = prefix.copy()
         h.update(data[a:b])
         leaves.append(h.digest())
-    tree = MerkleTree(leaves)
-    statement = root_statement(kid, header, tree.root, n)
+    levels = tree_levels(b"".join(leaves))
+    root = levels[-1][0].tobytes()
+    statement = root_statement(kid, header, root, n)
     signature = private_key.sign(statement.encode("ascii"))
-    return BatchSeal(header, tree.root, f"{statement}.{b64url(signature)}", proof_segments(tree, signature))
+    return BatchSeal(header, root, f"{statement}.{b64url(signature)}", _proofs(levels, signature))
+
+
+def tree_levels(leaf_hashes: bytes) -> list[Any]:
+    """The levels of the RFC 9162 tree over the concatenated 32-byte leaf hashes, bottom-up, as
+    ``(nodes, 32)`` uint8 matrices — the tree :class:`~certificates.merkle.MerkleTree` builds
+    (a test checks): each level's ``0x01 || left || right`` records laid out in one buffer by
+    numpy and hashed slice by slice, a lone last node carried up unchanged."""
+    import numpy as np
+
+    level = np.frombuffer(leaf_hashes, dtype=np.uint8).reshape(-1, HASH_SIZE)
+    if not len(level):
+        raise ValueError("a Merkle tree needs at least one leaf")
+    levels = [level]
+    sha = _sha256
+    width = 1 + 2 * HASH_SIZE
+    while len(level) > 1:
+        m = len(level) // 2
+        records = np.empty((m, width), dtype=np.uint8)
+        records[:, 0] = 1
+        records[:, 1:1 + HASH_SIZE] = level[0:2 * m:2]
+        records[:, 1 + HASH_SIZE:] = level[1:2 * m:2]
+        buf = memoryview(records).cast("B")
+        nodes = np.frombuffer(b"".join([sha(buf[i:i + width]).digest() for i in range(0, m * width, width)]),
+                              dtype=np.uint8).reshape(m, HASH_SIZE)
+        level = np.concatenate([nodes, level[-1:]]) if len(level) % 2 else nodes
+        levels.append(level)
+    return levels
 
 
 def proof_segments(tree: MerkleTree, signature: bytes) -> Any:
@@ -137,11 +165,18 @@ def proof_segments(tree: MerkleTree, signature: bytes) -> Any:
     fill reaches only the characters the ``=``-less form drops)."""
     import numpy as np
 
+    return _proofs([np.frombuffer(b"".join(level), dtype=np.uint8).reshape(-1, HASH_SIZE) for level in tree.levels],
+                   signature)
+
+
+def _proofs(tree_levels: list[Any], signature: bytes) -> Any:
+    """:func:`proof_segments` of the tree given as its levels (:func:`tree_levels`)."""
+    import numpy as np
+
     from certificates.arrow_text import b64url_bytes, slices
 
-    n = tree.size
-    levels = [np.frombuffer(b"".join(level), dtype=np.uint8).reshape(-1, HASH_SIZE)
-              for level in tree.levels[:-1]]
+    n = len(tree_levels[0])
+    levels = tree_levels[:-1]
     if n & (n - 1) == 0:  # a full tree: every leaf's path has every level
         return _full_tree_proofs(levels, signature, n)
     idx = np.arange(n, dtype=np.int64)

@@ -26,6 +26,7 @@ import binascii
 import datetime as dt
 import multiprocessing
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -297,6 +298,7 @@ class JobRunner:
         self.keys, self.mode, self.at = keys, mode, at
         self.workers = pool_size(rows, workers)
         self.pool: ProcessPoolExecutor | None = None
+        self._starting: threading.Thread | None = None
         if self.workers > 1:
             raw = {kid: k.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
                                         serialization.NoEncryption()) for kid, k in keys.items()}
@@ -306,16 +308,35 @@ class JobRunner:
             # an executor, not a Pool: a worker that dies raises BrokenProcessPool instead of respawning forever
             self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
                                             initargs=(raw,))
+            # Start the workers now, from a thread: the forkserver imports pyarrow, numpy and the
+            # rest (most of a second) while the caller prepares its first jobs. Each submit starts
+            # one more worker until all are up.
+            self._warm: list[Any] = []
+            self._starting = threading.Thread(
+                target=lambda: self._warm.extend(self.pool.submit(os.getpid) for _ in range(self.workers)),  # type: ignore[union-attr]
+                name="issue-pool-start", daemon=True)
+            self._starting.start()
 
     def submit(self, jobs: Sequence[Job]) -> Iterator[JobResult]:
         """Results in job order. With a pool every job is queued now; in-process, the jobs
         run as the iterator is consumed."""
         if self.pool is None:
             return (run_job(job, self.mode, self.at, self.keys) for job in jobs)
+        self._started()
         return self.pool.map(_run, [(job, self.mode, self.at) for job in jobs])
+
+    def _started(self) -> None:
+        """Wait for the thread starting the workers (a worker that failed to start breaks the
+        pool: the jobs then raise BrokenProcessPool)."""
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
 
     def close(self) -> None:
         if self.pool is not None:
+            if self._starting is not None:
+                self._starting.join()
+                self._starting = None
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 

@@ -226,6 +226,17 @@ def test_batch_proofs_are_index_signature_and_rfc9162_path(n):
             b"\x02" + i.to_bytes(4, "big") + signature + b"".join(tree.proof(i))
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=1, max_value=700))
+def test_numpy_tree_levels_are_the_merkle_tree_s(n):
+    from certificates.batch import tree_levels
+
+    leaves = [leaf_hash(i.to_bytes(4, "big")) for i in range(n)]
+    levels = tree_levels(b"".join(leaves))
+    assert [[row.tobytes() for row in level] for level in levels] == MerkleTree(leaves).levels
+    assert levels[-1][0].tobytes() == reference_root(leaves)
+
+
 @pytest.mark.parametrize("n", [1, 2, 4, 8, 16, 32, 64, 512, 4096])
 def test_proofs_of_full_trees_gathered_from_shared_parts_are_the_defined_bytes(n):
     """Full trees take the gather path (three path levels are base64-aligned); every proof is
