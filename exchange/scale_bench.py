@@ -332,7 +332,11 @@ def bench_scale(workdir: Path, log: Any = None, sizes: tuple[int, ...] | None = 
     """Every size, then growth ratios. Returns (the ``scale`` JSON section, figures for the main table)."""
     sizes = sizes or parse_sizes(os.environ.get(SIZES_ENV))
     seconds = seconds if seconds is not None else float(os.environ.get(SECONDS_ENV, 10))
-    records = [run_size(n, workdir, seconds=seconds, log=log) for n in sizes]
+    records = []
+    for n in sizes:
+        records.append(run_size(n, workdir, seconds=seconds, log=log))
+        # each size's record as soon as it is measured, so a run stopped before its last size keeps the rest
+        print("SCALE_RECORD " + json.dumps(records[-1], ensure_ascii=False), file=sys.stderr, flush=True)
     section = {
         "sizes": [r["persons"] for r in records],
         "per_size": {r["label"]: r for r in records},
