@@ -108,7 +108,7 @@ class _Day:
         taken = np.array([int(r[0][:17]) for r in everyone], dtype=np.int64)
         births = generate_persons(self.nrng("births"), self.pools, _share(self.persons, BIRTH_RATE), day,
                                   taken=taken, newborn=True)
-        inj = self.inject("persons", births.rows, PERSON_COLUMNS, "id_number", gongan.person_rules(),
+        inj = self.inject("persons", list(births.rows), PERSON_COLUMNS, "id_number", gongan.person_rules(),
                           len(births.rows))
         rng = self.prng("moves")
         movers = sorted(self.nrng("moves").choice(pop.ids, min(len(pop.ids), _share(self.persons, MOVE_RATE)),

@@ -7,8 +7,10 @@ the injected mojibake is meant to trip (Latin-1 range characters, U+FFFD, 锟斤
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -43,7 +45,7 @@ class Rule:
 
 @dataclass
 class Injected:
-    rows: list[tuple]
+    rows: Sequence[tuple]  # a list when the input was a list
     defects: list[dict]
     defect_keys: set[str] = field(default_factory=set)
     touched: set[int] = field(default_factory=set)  # indices into the input rows
@@ -170,7 +172,7 @@ def inject(rows: list[tuple], columns: tuple[str, ...], key: str, rules: list[Ru
                 break
     plan.sort(key=lambda p: p[0])
     key_pos = columns.index(key)
-    out = list(rows)
+    replaced: dict[int, tuple] = {}
     extra: dict[int, tuple] = {}
     defects = []
     for idx, rule in plan:
@@ -181,17 +183,54 @@ def inject(rows: list[tuple], columns: tuple[str, ...], key: str, rules: list[Ru
             extra[idx] = tuple(copy[c] for c in columns)
         else:
             detail = rule.mutate(row, rng)
-            out[idx] = tuple(row[c] for c in columns)
+            replaced[idx] = tuple(row[c] for c in columns)
         defects.append({"dataset": dataset, "source_id": source_id,
-                        "record_key": str(out[idx][key_pos]), "defect": rule.code,
+                        "record_key": str(replaced.get(idx, rows[idx])[key_pos]), "defect": rule.code,
                         "field": rule.field, "severity": SEVERITY[rule.code], "day": day,
                         "detail": detail})
-    if extra:
-        merged = []
-        for idx, row_ in enumerate(out):
-            merged.append(row_)
-            if idx in extra:
-                merged.append(extra[idx])
-        out = merged
+    out: Sequence[tuple] = PatchedRows(rows, replaced, extra)
+    if isinstance(rows, list):
+        out = list(out)
     return Injected(rows=out, defects=defects, defect_keys={d["record_key"] for d in defects},
                     touched={idx for idx, _ in plan})
+
+
+class PatchedRows(Sequence):
+    """``base`` with the rows in ``replaced`` swapped and each ``extra`` row right after its original.
+
+    Lets a column-built batch (``people.RowView``) take its defects without a list of every row.
+    """
+
+    def __init__(self, base: Sequence[tuple], replaced: dict[int, tuple], extra: dict[int, tuple]) -> None:
+        self.base, self.replaced, self.extra = base, replaced, extra
+        self._after = sorted(extra)  # base indices followed by a copy
+
+    def __len__(self) -> int:
+        return len(self.base) + len(self.extra)
+
+    def __iter__(self) -> Iterator[tuple]:
+        replaced, extra = self.replaced, self.extra
+        for i, row in enumerate(self.base):
+            yield replaced.get(i, row)
+            if i in extra:
+                yield extra[i]
+
+    def __getitem__(self, pos):  # type: ignore[override]
+        if isinstance(pos, slice):
+            return [self[i] for i in range(*pos.indices(len(self)))]
+        if pos < 0:
+            pos += len(self)
+        if not 0 <= pos < len(self):
+            raise IndexError(pos)
+        # base index i sits at i + (copies before i); a copy of i sits right after it
+        lo, hi = 0, len(self.base) - 1
+        while lo < hi:  # the largest base index whose position is <= pos
+            mid = (lo + hi + 1) // 2
+            if mid + bisect.bisect_left(self._after, mid) <= pos:
+                lo = mid
+            else:
+                hi = mid - 1
+        at = lo + bisect.bisect_left(self._after, lo)
+        if pos == at:
+            return self.replaced.get(lo, self.base[lo])
+        return self.extra[lo]

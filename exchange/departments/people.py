@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from exchange.departments import timeline as tl
 from exchange.departments.pools import ETHNICITIES, Pools, division_places, hangzhou_counties
@@ -17,13 +20,50 @@ _RIC_CHECK = np.array(list("10X98765432"))
 _MAX_AGE_DAYS = 90 * 365
 
 
+class RowView(Sequence):
+    """The rows of an Arrow table as tuples, made on demand (a whole 10M-person list would be ~16 GB).
+
+    Iterating converts one slice of ``chunk`` rows at a time; indexing converts one row.
+    """
+
+    def __init__(self, table: pa.Table, chunk: int = 65_536) -> None:
+        self.table, self.chunk = table, chunk
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return list(RowView(self.table.take(np.arange(len(self))[i])))
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return tuple(self.table.slice(i, 1).to_pylist()[0].values())
+
+    def __iter__(self) -> Iterator[tuple]:
+        for start in range(0, len(self), self.chunk):
+            part = self.table.slice(start, self.chunk)
+            yield from zip(*(c.to_pylist() for c in part.columns))
+
+
 @dataclass
 class PersonBatch:
-    """Rows in ``PERSON_COLUMNS`` order plus the arrays the linkers need."""
+    """Persons as Arrow columns in ``PERSON_COLUMNS`` order, plus the arrays the linkers need."""
 
-    rows: list[tuple]
+    table: pa.Table
     birth: np.ndarray  # datetime64[D]
     male: np.ndarray  # bool
+
+    @property
+    def rows(self) -> RowView:
+        return RowView(self.table)
+
+    def ids(self) -> np.ndarray:
+        return self.table.column("id_number").to_numpy().astype(str)
+
+    def names(self) -> np.ndarray:
+        return self.table.column("name").to_numpy().astype(str)
 
 
 def ric_check_chars(first17: np.ndarray) -> np.ndarray:
@@ -114,53 +154,79 @@ def id_card_dates(rng: np.random.Generator, birth: np.ndarray, today: np.ndarray
     return issue, until
 
 
+def _join(*parts: pa.Array | str) -> pa.Array:
+    """Element-wise concatenation of string arrays and literal strings (vectorised)."""
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _digits(values: np.ndarray, width: int = 0) -> pa.Array:
+    text = pc.cast(pa.array(values, type=pa.int64()), pa.string())
+    return pc.utf8_lpad(text, width, "0") if width else text
+
+
+def _dates(values: np.ndarray, unit: str = "D") -> pa.Array:
+    """ISO dates (or seconds) as strings; NaT becomes ''."""
+    text = np.datetime_as_string(values.astype(f"datetime64[{unit}]"), unit=unit)
+    return pa.array(np.where(text == "NaT", "", text))
+
+
 def generate_persons(rng: np.random.Generator, pools: Pools, n: int, day: int,
                      taken: np.ndarray | None = None, newborn: bool = False) -> PersonBatch:
-    """``n`` clean persons as of ``day``; newborns are born in the 30 days before the day."""
+    """``n`` clean persons as of ``day``; newborns are born in the 30 days before the day.
+
+    Columns first: every value is drawn as a numpy array from ``rng`` and the strings are
+    assembled as Arrow columns (ID numbers from real division codes with their GB 11643 check
+    characters, names and streets sampled from the Faker pools); no per-row Python.
+    """
     today = tl.np_day(day)
     div = _choose_divisions(rng, n)
     span = 30 if newborn else _MAX_AGE_DAYS
     birth = today - rng.integers(0, span + 1, n).astype("timedelta64[D]")
     male = rng.random(n) < 0.51
     body = _unique_bodies(rng, div, birth, male, taken)
-    ids = [f"{b:017d}{c}" for b, c in zip(body.tolist(), ric_check_chars(body).tolist())]
+    ids = _join(_digits(body, 17), pa.array(ric_check_chars(body)))
 
-    sur = np.array(pools.surnames)[rng.integers(0, len(pools.surnames), n)]
-    gm, gf = np.array(pools.given_male), np.array(pools.given_female)
-    given = np.where(male, gm[rng.integers(0, len(gm), n)], gf[rng.integers(0, len(gf), n)])
-    names = [s + g for s, g in zip(sur.tolist(), given.tolist())]
+    sur = rng.integers(0, len(pools.surnames), n)
+    gm_i = rng.integers(0, len(pools.given_male), n)
+    gf_i = rng.integers(0, len(pools.given_female), n)
+    given = pc.if_else(pa.array(male), pa.array(pools.given_male).take(gm_i),
+                       pa.array(pools.given_female).take(gf_i))
+    names = _join(pa.array(pools.surnames).take(sur), given)
 
     eth_names = [e for e, _ in ETHNICITIES]
     eth_w = np.array([w for _, w in ETHNICITIES], dtype=float)
-    eth = np.array(eth_names)[rng.choice(len(eth_names), n, p=eth_w / eth_w.sum())].tolist()
+    eth = pa.array(eth_names).take(rng.choice(len(eth_names), n, p=eth_w / eth_w.sum()))
 
     places = division_places()
-    streets = np.array(pools.streets)[rng.integers(0, len(pools.streets), n)].tolist()
-    numbers = rng.integers(1, 400, n).tolist()
-    bld = rng.integers(1, 30, n).tolist()
-    unit = rng.integers(1, 6, n).tolist()
-    room = (rng.integers(1, 33, n) * 100 + rng.integers(1, 5, n)).tolist()
-    divs = div.tolist()
-    addresses = [f"{places[d][0]}{s}{no}号{b}幢{u}单元{r}室"
-                 for d, s, no, b, u, r in zip(divs, streets, numbers, bld, unit, room)]
-    hukou = [f"{d}{h:07d}" for d, h in zip(divs, rng.integers(0, 10**7, n).tolist())]
-    authority = [places[d][1] + "公安局" for d in divs]
+    codes = sorted(set(div.tolist()))
+    div_i = np.searchsorted(np.array(codes), div)
+    prefix = pa.array([places[c][0] for c in codes]).take(div_i)
+    authority = pa.array([places[c][1] + "公安局" for c in codes]).take(div_i)
+    divs = pa.array(div)
+    streets = pa.array(pools.streets).take(rng.integers(0, len(pools.streets), n))
+    numbers = rng.integers(1, 400, n)
+    bld = rng.integers(1, 30, n)
+    unit = rng.integers(1, 6, n)
+    room = rng.integers(1, 33, n) * 100 + rng.integers(1, 5, n)
+    addresses = _join(prefix, streets, _digits(numbers), "号", _digits(bld), "幢", _digits(unit), "单元",
+                      _digits(room), "室")
+    hukou = _join(divs, _digits(rng.integers(0, 10**7, n), 7))
 
     if newborn:
         issue = np.full(n, today)
         until = tl.add_years(issue, 5)
     else:
         issue, until = id_card_dates(rng, birth, today)
-    until_s = ["" if u == "NaT" else u for u in np.datetime_as_string(until, unit="D").tolist()]
     # 户口簿 签发日期: registration at the current address, between birth and the ID card's issue
     span_days = np.maximum((issue - birth).astype(np.int64), 0)
     hukou_issue = birth + (rng.random(n) * span_days).astype(np.int64).astype("timedelta64[D]")
     updated = (tl.timestamps_in_day(rng, day, n) if newborn
                else tl.timestamps_after(rng, issue, day))
-    sex = np.where(male, "男", "女").tolist()
-    rows = list(zip(ids, names, sex, tl.iso_dates(birth), eth, divs, addresses, hukou,
-                    tl.iso_dates(hukou_issue), tl.iso_dates(issue), until_s, authority, ["01"] * n, updated))
-    return PersonBatch(rows=rows, birth=birth, male=male)
+    sex = pc.if_else(pa.array(male), "男", "女")
+    table = pa.table([ids, names, sex, _dates(birth), eth, divs, addresses, hukou, _dates(hukou_issue),
+                      _dates(issue), _dates(until), authority, pa.array(np.full(n, "01")), pa.array(updated)],
+                     names=list(PERSON_COLUMNS))
+    return PersonBatch(table=table, birth=birth, male=male)
 
 
 def body_of(id_number: str) -> int:

@@ -73,8 +73,7 @@ def _day0(layout: Layout, persons: int, seed: int, rate: float, pg_dsn: str | No
         record("persons", inj)
         keep = np.ones(len(batch.rows), dtype=bool)
         keep[sorted(inj.touched)] = False
-        pop = Linkable(ids=np.array([r[0] for r in batch.rows])[keep],
-                       names=np.array([r[1] for r in batch.rows])[keep],
+        pop = Linkable(ids=batch.ids()[keep], names=batch.names()[keep],
                        male=batch.male[keep], birth=batch.birth[keep])
         del batch
 

@@ -132,6 +132,42 @@ def test_vectorised_check_chars_match_the_standard() -> None:
     assert ric_check_chars(bodies).tolist() == [ric_check_char(str(b)) for b in bodies]
 
 
+def test_column_built_persons_are_valid_and_defects_patch_them_without_a_row_list() -> None:
+    """The Arrow-column generator: real division codes, GB 11643 check characters, rows on demand;
+    defects injected into its row view equal those injected into the same rows as a list."""
+    import random
+
+    from exchange.departments import defects as d, gongan
+    from exchange.departments.defects import PatchedRows
+    from exchange.departments.people import PERSON_COLUMNS, generate_persons
+    from exchange.departments.pools import make_pools
+    from exchange.departments.rand import np_rng
+
+    batch = generate_persons(np_rng(5, 0, "persons"), make_pools(5), 5000, 0)
+    assert batch.table.column_names == list(PERSON_COLUMNS) and batch.table.num_rows == 5000
+    rows = list(batch.rows)
+    assert len(rows) == 5000 and batch.rows[17] == rows[17] and batch.rows[-1] == rows[-1]
+    real = division_codes()
+    for r in rows:
+        ident, sex, birth, div = r[0], r[2], r[3], r[5]
+        assert ric_check_char(ident[:17]) == ident[17] and not ric_findings(ident)
+        assert ident[:6] == div and div in real and ident[6:14] == birth.replace("-", "")
+        assert ric_sex(ident) == sex
+        assert r[7].startswith(div) and len(r[7]) == 13 and r[11].endswith("公安局")
+    assert len({r[0] for r in rows}) == 5000 and len({r[1] for r in rows}) > 1000
+    assert batch.ids().tolist() == [r[0] for r in rows] and batch.names().tolist() == [r[1] for r in rows]
+
+    def inj(seq):
+        return d.inject(seq, PERSON_COLUMNS, "id_number", gongan.person_rules(), rate=0.1,
+                        rng=random.Random(9), dataset="persons", source_id="gongan_population", day=0)
+    as_list, as_view = inj(rows), inj(batch.rows)
+    assert isinstance(as_view.rows, PatchedRows) and isinstance(as_list.rows, list)
+    assert as_view.defects == as_list.defects and len(as_view.rows) == len(as_list.rows) > 5000
+    assert list(as_view.rows) == as_list.rows
+    assert [as_view.rows[i] for i in range(len(as_list.rows))] == as_list.rows
+    assert as_view.rows[-1] == as_list.rows[-1] and as_view.rows[10:20] == as_list.rows[10:20]
+
+
 def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
     a = tree_hashes(run(tmp_path / "a", day_max=1))
     b = tree_hashes(run(tmp_path / "b", day_max=1))
