@@ -40,19 +40,15 @@ def interval_key(at: dt.datetime) -> str:
 def check_issued(layout, *, at: dt.datetime, run_id: str) -> tuple[str, CheckResult]:
     """Export the library's licences and check them; returns (interval key, result)."""
     from quality import check_lake_batch
-    from warehouse.duck import connect, literal
+    from warehouse.duck import literal
     from warehouse.lake import Lake
-    from warehouse.lock import writer_lock
+    from warehouse.library import Library
 
     key = interval_key(at)
     lake = Lake.from_env(layout)
     out = lake.checked(SOURCE_ID, key)
-    with lake.staging(out) as staged, writer_lock(layout.library):
-        con = connect(layout.library, read_only=True)
-        try:
-            con.execute(f"COPY ({EXPORT_SQL}) TO {literal(staged / 'raw.parquet')} (FORMAT parquet)", [key])
-        finally:
-            con.close()
+    with lake.staging(out) as staged, Library.from_env(layout).reader() as con:
+        con.execute(f"COPY ({EXPORT_SQL}) TO {literal(staged / 'raw.parquet')} (FORMAT parquet)", [key])
     raw = lake.join("checked", f"source={SOURCE_ID}", f"interval={key}", "raw.parquet")
     result = check_lake_batch(lake, raw, DATASET, run_id=run_id, out=out,
                               docs_dir=layout.reports / "data_docs" / SOURCE_ID / key)
@@ -68,25 +64,17 @@ def record_quarantine(layout, key: str, result: CheckResult) -> None:
     earlier build is resolved by this build when its licence passed now.
     """
     from warehouse.duck import literal
-    from warehouse.load import _insert_quarantine, open_library
-    from warehouse.lock import writer_lock
+    from warehouse.library import Library
+    from warehouse.load import _insert_quarantine
 
-    with writer_lock(layout.library):
-        con = open_library(layout, reads=result)
-        try:
-            con.execute("BEGIN")
-            con.execute("DELETE FROM quarantine WHERE source_id = ? AND interval = ?", [SOURCE_ID, key])
-            _insert_quarantine(con, result.quarantine_path, DATASET)
-            con.execute(f"""
-                UPDATE quarantine SET resolved_interval = ?
-                WHERE source_id = ? AND resolved_interval IS NULL AND interval <> ?
-                  AND record_key IN (SELECT _record_key
-                                     FROM read_parquet({literal(result.passed_path)}, hive_partitioning = false))""",
-                        [key, SOURCE_ID, key])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
+    def record(con) -> None:
+        con.execute("DELETE FROM quarantine WHERE source_id = ? AND interval = ?", [SOURCE_ID, key])
+        _insert_quarantine(con, result.quarantine_path, DATASET)
+        con.execute(f"""
+            UPDATE quarantine SET resolved_interval = ?
+            WHERE source_id = ? AND resolved_interval IS NULL AND interval <> ?
+              AND record_key IN (SELECT _record_key
+                                 FROM read_parquet({literal(result.passed_path)}, hive_partitioning = false))""",
+                    [key, SOURCE_ID, key])
 
+    Library.from_env(layout).write(record, lane="merge", reads=result)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,7 @@ import pyarrow as pa
 
 from warehouse.datadir import Layout
 from warehouse.licence_store import StoredIds, files_dir, refresh_view, register, remove_orphans
-from warehouse.lock import writer_lock
-from warehouse.load import open_library
+from warehouse.library import LaneGuard, Library, in_transaction, retrying
 
 CST = dt.timezone(dt.timedelta(hours=8))
 ENV_MODE = "ONEWINDOW_LICENCE_MODE"
@@ -62,12 +62,14 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode
     publish_trust(keyring, layout.trust)
     warn_expiring(keyring, at)
     stamp = at.astimezone(CST).strftime("%Y%m%dT%H%M%S")
-    directory = files_dir(layout)
-    with writer_lock(layout.library):
-        con = open_library(layout)
-        try:
-            remove_orphans(con, directory)
-            refresh_view(con, directory)  # the data directory may have moved since the last build
+    library = Library.from_env(layout)
+
+    def build(files: Path) -> BuildResult:
+        with library.session() as con:
+            guard = LaneGuard(con, "issue") if library.shared else None  # before reading what to issue
+            if not library.shared:
+                remove_orphans(con, files)
+                refresh_view(con, files)  # the data directory may have moved since the last build
             pending = con.execute(f"""
                 SELECT {', '.join('c.' + c for c in ROW_COLUMNS)}, c.version,
                        prev.licence_id AS prev_licence_id
@@ -77,18 +79,26 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode
                 WHERE l.licence_id IS NULL
                 ORDER BY c.cert_key""").fetch_arrow_table()
             issued, reissued = issue_rows(con, pending, keyring=keyring, assigner=_StatusAssigner(con), mode=mode,
-                                          at=at, prefix=stamp, files=directory, chunk=chunk, batch_size=batch_size,
-                                          workers=workers)
+                                          at=at, prefix=stamp, files=files, chunk=chunk, batch_size=batch_size,
+                                          workers=workers, guard=guard)
             total = con.execute("SELECT count(*) FROM licences").fetchone()[0]
-            publish_status_lists(con, keyring, layout, at=at, published_at=published_at)
-        finally:
-            con.close()
-    return BuildResult(issued, reissued, total)
+            publish_status_lists(con, keyring, layout, at=at, published_at=published_at, guard=guard)
+        return BuildResult(issued, reissued, total)
+
+    if not library.shared:
+        return build(files_dir(layout))
+
+    def attempt() -> BuildResult:
+        # a chunk that conflicted with another build was rolled back: issue again from what is committed
+        with tempfile.TemporaryDirectory(prefix="onewindow-licences-") as staging:
+            return build(Path(staging))
+
+    return retrying(attempt, what="the licence build")
 
 
 def issue_rows(con, pending: pa.Table, *, keyring, assigner: "_StatusAssigner", mode: str, at: dt.datetime,
                prefix: str, files: Path, chunk: int = 200_000, batch_size: int,
-               workers: int | None = None) -> tuple[int, int]:
+               workers: int | None = None, guard: LaneGuard | None = None) -> tuple[int, int]:
     """Issue and store licences for ``pending`` rows (``ROW_COLUMNS`` + ``version`` +
     ``prev_licence_id``), ``chunk`` rows per transaction: status list entries, payloads,
     signatures or Merkle proofs, written as Parquet files into ``files`` and registered with
@@ -98,7 +108,10 @@ def issue_rows(con, pending: pa.Table, *, keyring, assigner: "_StatusAssigner", 
     One worker pool serves every chunk, and chunk k+1 is queued to it before chunk k is
     registered. Each chunk's transaction records the status list fill as of that chunk, so a
     crash leaves no entry handed out twice; a chunk that fails is rolled back and its files
-    deleted (earlier chunks stay)."""
+    deleted (earlier chunks stay). ``guard``: a DuckLake library — each chunk's transaction
+    checks and bumps the ``issue`` lane (:class:`warehouse.library.LaneGuard`: it fails when
+    another build committed since ``pending`` was read) and copies the files' rows into
+    ``licence_store``, after which the local files are deleted."""
     import pyarrow.compute as pc
 
     from certificates.issue import JobRunner, make_jobs
@@ -122,10 +135,10 @@ def issue_rows(con, pending: pa.Table, *, keyring, assigner: "_StatusAssigner", 
             n_reissued = part.num_rows - part.column("prev_licence_id").null_count
             issued, reissued = issued + part.num_rows - n_reissued, reissued + n_reissued
             if inflight is not None:
-                _store_chunk(con, files, *inflight, stored=stored, registered_at=registered_at)
+                _store_chunk(con, files, *inflight, stored=stored, registered_at=registered_at, guard=guard)
             inflight = (jobs, results, assigner.fill())
         if inflight is not None:
-            _store_chunk(con, files, *inflight, stored=stored, registered_at=registered_at)
+            _store_chunk(con, files, *inflight, stored=stored, registered_at=registered_at, guard=guard)
     return issued, reissued
 
 
@@ -145,7 +158,7 @@ _BATCH_SCHEMA = pa.schema([("batch_id", pa.string()), ("issuer_code", pa.string(
 
 
 def _store_chunk(con, files: Path, jobs, results, fill: dict[str, list], *, stored: StoredIds,
-                 registered_at: dt.datetime) -> None:
+                 registered_at: dt.datetime, guard: LaneGuard | None = None) -> None:
     """Wait for one chunk's jobs and register their files, batch roots and the status list
     ``fill`` in one transaction; on any failure roll back and delete the chunk's files."""
     from certificates.issue import sync_files
@@ -161,19 +174,21 @@ def _store_chunk(con, files: Path, jobs, results, fill: dict[str, list], *, stor
         sync_files([files / r.file for r in done])
         fps = None if any(r.fingerprints is None for r in done) else np.concatenate(
             [r.fingerprints for r in done] or [np.zeros(0, dtype=np.uint64)])
-        con.execute("BEGIN")
-        try:
+
+        def store(con) -> None:
             register(con, files, [(r.file, r.rows, r.bytes) for r in done], at=registered_at, ids=stored,
-                     fingerprints=fps)
+                     fingerprints=fps, copy=guard is not None)
             con.register("new_batches", batches)
-            con.execute("INSERT OR REPLACE INTO licence_batches SELECT * FROM new_batches")
+            con.execute("DELETE FROM licence_batches WHERE batch_id IN (SELECT batch_id FROM new_batches)")
+            con.execute("INSERT INTO licence_batches SELECT * FROM new_batches")
             con.unregister("new_batches")
             _StatusAssigner.save_fill(con, fill)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+
+        in_transaction(con, store, guard=guard)
         stored.add(fps)
+        if guard is not None:  # the rows are in the DuckLake now
+            for r in done:
+                (files / r.file).unlink(missing_ok=True)
     except BaseException:
         for job in jobs:  # written or not, none of this chunk is registered (the rollback restored the view)
             (files / f"{job.job_id}.parquet").unlink(missing_ok=True)
@@ -251,16 +266,27 @@ class _StatusAssigner:
 
     @staticmethod
     def save_fill(con, fill: dict[str, list]) -> None:
+        known = {list_id for (list_id,) in con.execute("SELECT list_id FROM status_lists").fetchall()}
         for list_id, (issuer, seed, used) in fill.items():
-            con.execute("""INSERT INTO status_lists (list_id, issuer_code, seed, used) VALUES (?, ?, ?, ?)
-                           ON CONFLICT (list_id) DO UPDATE SET used = excluded.used""",
-                        [list_id, issuer, seed, used])
+            if list_id in known:
+                con.execute("UPDATE status_lists SET used = ? WHERE list_id = ? AND used <> ?", [used, list_id, used])
+            else:
+                con.execute("INSERT INTO status_lists (list_id, issuer_code, seed, used) VALUES (?, ?, ?, ?)",
+                            [list_id, issuer, seed, used])
 
 
 def publish_status_lists(con, keyring, layout: Layout, *, at: dt.datetime,
-                         published_at: dt.datetime | None = None) -> int:
+                         published_at: dt.datetime | None = None, guard: LaneGuard | None = None) -> int:
     """Sign every status list from the certificates' current status and publish it under
-    ``<data-dir>/status`` (and in ``status_lists``); returns how many lists were written."""
+    ``<data-dir>/status`` (and in ``status_lists``, in one transaction: on a DuckLake library,
+    checked and counted by the build's ``guard``); returns how many lists were written."""
+    return in_transaction(con, lambda con: _publish_status_lists(con, keyring, layout, at=at,
+                                                                 published_at=published_at),
+                          guard=guard)
+
+
+def _publish_status_lists(con, keyring, layout: Layout, *, at: dt.datetime,
+                          published_at: dt.datetime | None = None) -> int:
     from certificates.statuslist import DEFAULT_VALIDITY, sign_status_list, write_list
 
     hours = os.environ.get(ENV_STATUS_VALIDITY)

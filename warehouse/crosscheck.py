@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from certificates.registry import load_registry
 from warehouse.datadir import Layout
-from warehouse.lock import writer_lock
+from warehouse.library import Library
 
 PERSONS_SOURCE = "gongan_population"
 ORGANISATIONS_SOURCE = "scjg_enterprises"
@@ -108,17 +108,4 @@ def refresh_on(con) -> CrosscheckResult:
 
 def refresh(layout: Layout) -> CrosscheckResult:
     """Recompute every cross-check finding in the library, in one transaction."""
-    from warehouse.load import open_library
-
-    with writer_lock(layout.library):
-        con = open_library(layout)
-        try:
-            con.execute("BEGIN")
-            result = refresh_on(con)
-            con.execute("COMMIT")
-            return result
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
+    return Library.from_env(layout).write(refresh_on, lane="merge")

@@ -49,3 +49,26 @@ class LicenceFilesMissing(WarehouseError):
         self.directory, self.names = directory, names
         super().__init__(f"{len(names)} registered licence file(s) missing from {directory} "
                          f"(first: {names[0]}); restore them from a backup of the data directory")
+
+
+class LibraryConfigError(WarehouseError, ValueError):
+    """The library's settings are wrong (``ONEWINDOW_LIBRARY_CATALOG_URL`` / ``ONEWINDOW_LIBRARY_DATA_URL``); a retry will not help."""
+
+    def __init__(self, variable: str, value: object, reason: str) -> None:
+        self.variable = variable
+        self.value = value
+        shown = "<hidden>" if "@" in str(value) else repr(value)  # a catalog URL may carry a password
+        super().__init__(f"{variable}={shown}: {reason}")
+
+
+class LibraryConflict(WarehouseError):
+    """A DuckLake library transaction kept conflicting with other writers' commits.
+
+    Every attempt was rolled back, so nothing of it is stored; a later retry (the task's) can succeed."""
+
+    retryable = True
+
+    def __init__(self, what: str, attempts: int, cause: BaseException) -> None:
+        self.what, self.attempts = what, attempts
+        super().__init__(f"{what}: still conflicting with other library writers after {attempts} attempts "
+                         f"(nothing of it was stored): {cause}")

@@ -1,5 +1,12 @@
 """Where issued licences live: compact rows in immutable Parquet files, read through one view.
 
+On a DuckLake library (:mod:`warehouse.library`) the licences live in the DuckLake
+table ``licence_store`` instead — its data files are in the library's data store (S3 or
+a shared directory), so any machine reads them: a build writes each job's file to a local
+staging folder as below and copies its rows into ``licence_store`` in the chunk's
+transaction (``register(..., copy=True)``); ``licence_files`` stays empty and the view is
+``licence_store`` alone. The rest of this docstring is the embedded library.
+
 A build writes each job's licences to a Parquet file under ``<data-dir>/warehouse/licences``
 (beside ``library.duckdb``, always local: the lake may be remote, the library is not)
 (:func:`certificates.issue.run_job`: written under a temporary name, fsynced, renamed) and
@@ -132,13 +139,23 @@ class StoredIds:
 
 
 def register(con: Any, directory: Path, files: Iterable[tuple[str, int, int]], *, at: dt.datetime,
-             ids: StoredIds | None = None, fingerprints: Any = None) -> None:
+             ids: StoredIds | None = None, fingerprints: Any = None, copy: bool = False) -> None:
     """Inside the caller's transaction: check the new files ``(name, rows, bytes)`` for
     repeated licence ids (exactly, or first by their ``fingerprints`` against ``ids``),
-    register them and re-create the view."""
+    register them and re-create the view.
+
+    ``copy`` (a DuckLake library, :mod:`warehouse.library`): the files' rows go into the
+    ``licence_store`` table instead, i.e. into the DuckLake's own data files where every
+    machine reads them; the local files are then only the build's staging."""
     files = list(files)
     if ids is None or ids.clashes(fingerprints):
         check_unique(con, [directory / name for name, _, _ in files])
+    if copy:
+        if files:
+            casts = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in STORE_COLUMNS)
+            paths = ", ".join(literal(str(directory / name)) for name, _, _ in files)
+            con.execute(f"INSERT INTO licence_store SELECT {casts} FROM read_parquet([{paths}])")
+        return
     seq = con.execute("SELECT coalesce(max(seq), 0) FROM licence_files").fetchone()[0]
     for k, (name, rows, size) in enumerate(files, start=1):
         con.execute("INSERT INTO licence_files VALUES (?, ?, ?, ?, ?)", [seq + k, name, rows, size, at])

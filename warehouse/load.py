@@ -13,9 +13,9 @@ from pathlib import Path
 
 from quality.results import CheckResult
 from warehouse.datadir import Layout
-from warehouse.duck import connect, literal
+from warehouse.duck import literal
 from warehouse.faults import checkpoint
-from warehouse.lock import writer_lock
+from warehouse.library import Library
 from warehouse.mapping import certificate_sql, subject_sql
 from warehouse.schema import CERT_COLUMNS, SUBJECT_COLUMNS, migrate
 
@@ -36,119 +36,96 @@ _CONTENT = ("licence_type_code", "cert_number", "holder_code", "holder_code_type
 
 
 def open_library(layout: Layout, *, reads: CheckResult | None = None):
-    """Open the library for writing (caller holds the writer lock) and migrate it.
+    """Open the library for writing and migrate it (embedded: the caller holds the writer lock;
+    see :mod:`warehouse.library`).
 
     With ``reads``, the connection can also read that checked batch's outputs where
     they live (a lake on object storage needs DuckDB's httpfs and the lake's secret).
     """
-    con = connect(layout.library)
-    try:
-        migrate(con)
-        if reads is not None:
-            _attach_lake(con, layout, reads)
-    except BaseException:
-        con.close()
-        raise
-    return con
+    return Library.from_env(layout).connect(reads=reads)
 
 
 def merge_batch(layout: Layout, *, source_id: str, dataset: str, interval: str, lower: str | None, upper: str,
                 run_id: str, batch: CheckResult, finished_at: str) -> MergeResult:
     """Merge passing rows and quarantine; advance the watermark to ``upper`` in the same transaction."""
-    with writer_lock(layout.library):
-        con = open_library(layout, reads=batch)
-        try:
-            con.execute("BEGIN")
-            con.execute(f"CREATE TEMP VIEW batch AS SELECT * FROM "
-                        f"read_parquet({literal(batch.passed_path)}, hive_partitioning = false)")
-            content = " || '|' || ".join(f"coalesce(CAST({c} AS VARCHAR), '∅')" for c in _CONTENT)
+    def merge(con) -> MergeResult:
+        con.execute(f"CREATE TEMP VIEW batch AS SELECT * FROM "
+                    f"read_parquet({literal(batch.passed_path)}, hive_partitioning = false)")
+        content = " || '|' || ".join(f"coalesce(CAST({c} AS VARCHAR), '∅')" for c in _CONTENT)
+        con.execute(f"""
+            CREATE TEMP TABLE incoming AS
+            SELECT *, md5({content}) AS content_hash, md5({content} || '|' || status) AS row_hash
+            FROM ({certificate_sql(dataset)})
+            QUALIFY row_number() OVER (PARTITION BY cert_key ORDER BY source_updated_at DESC NULLS LAST) = 1""")
+        con.execute("""
+            CREATE TEMP TABLE changed AS
+            SELECT i.*, c.version AS old_version, c.content_hash AS old_content_hash
+            FROM incoming i LEFT JOIN certificates c USING (cert_key)
+            WHERE c.cert_key IS NULL
+               OR (c.row_hash <> i.row_hash
+                   AND coalesce(i.source_updated_at, TIMESTAMP '1900-01-01')
+                       >= coalesce(c.source_updated_at, TIMESTAMP '1900-01-01'))""")
+        new, changed = con.execute(
+            "SELECT count(*) FILTER (old_version IS NULL), count(*) FILTER (old_version IS NOT NULL) FROM changed"
+        ).fetchone()
+        cols = ", ".join(CERT_COLUMNS)
+        con.execute(f"""
+            INSERT INTO certificate_history
+            SELECT {', '.join('c.' + c for c in CERT_COLUMNS)}, ? FROM certificates c
+            WHERE c.cert_key IN (SELECT cert_key FROM changed WHERE old_version IS NOT NULL)""", [interval])
+        con.execute("DELETE FROM certificates WHERE cert_key IN (SELECT cert_key FROM changed)")
+        con.execute(f"""
+            INSERT INTO certificates ({cols})
+            SELECT cert_key, licence_type_code, licence_type_name, cert_number, holder_code, holder_code_type,
+                   holder_name, issuer_name, issuer_code, issue_date, valid_from, valid_until, status, extension,
+                   flags, source_id, source_updated_at, content_hash, row_hash,
+                   CASE WHEN old_version IS NULL THEN 1
+                        WHEN old_content_hash <> content_hash THEN old_version + 1
+                        ELSE old_version END,
+                   ?
+            FROM changed""", [interval])
+        checkpoint("merge_mid_transaction")
+        subjects = 0
+        ssql = subject_sql(dataset)
+        if ssql:
+            scols = [c for c in SUBJECT_COLUMNS if c != "row_hash"]
+            shash = " || '|' || ".join(f"coalesce(CAST({c} AS VARCHAR), '∅')" for c in scols)
             con.execute(f"""
-                CREATE TEMP TABLE incoming AS
-                SELECT *, md5({content}) AS content_hash, md5({content} || '|' || status) AS row_hash
-                FROM ({certificate_sql(dataset)})
-                QUALIFY row_number() OVER (PARTITION BY cert_key ORDER BY source_updated_at DESC NULLS LAST) = 1""")
+                CREATE TEMP TABLE s_in AS
+                SELECT *, md5({shash}) AS row_hash FROM ({ssql})
+                QUALIFY row_number() OVER (PARTITION BY subject_code ORDER BY updated_at DESC NULLS LAST) = 1""")
             con.execute("""
-                CREATE TEMP TABLE changed AS
-                SELECT i.*, c.version AS old_version, c.content_hash AS old_content_hash
-                FROM incoming i LEFT JOIN certificates c USING (cert_key)
-                WHERE c.cert_key IS NULL
-                   OR (c.row_hash <> i.row_hash
-                       AND coalesce(i.source_updated_at, TIMESTAMP '1900-01-01')
-                           >= coalesce(c.source_updated_at, TIMESTAMP '1900-01-01'))""")
-            new, changed = con.execute(
-                "SELECT count(*) FILTER (old_version IS NULL), count(*) FILTER (old_version IS NOT NULL) FROM changed"
-            ).fetchone()
-            cols = ", ".join(CERT_COLUMNS)
-            con.execute(f"""
-                INSERT INTO certificate_history
-                SELECT {', '.join('c.' + c for c in CERT_COLUMNS)}, ? FROM certificates c
-                WHERE c.cert_key IN (SELECT cert_key FROM changed WHERE old_version IS NOT NULL)""", [interval])
-            con.execute("DELETE FROM certificates WHERE cert_key IN (SELECT cert_key FROM changed)")
-            con.execute(f"""
-                INSERT INTO certificates ({cols})
-                SELECT cert_key, licence_type_code, licence_type_name, cert_number, holder_code, holder_code_type,
-                       holder_name, issuer_name, issuer_code, issue_date, valid_from, valid_until, status, extension,
-                       flags, source_id, source_updated_at, content_hash, row_hash,
-                       CASE WHEN old_version IS NULL THEN 1
-                            WHEN old_content_hash <> content_hash THEN old_version + 1
-                            ELSE old_version END,
-                       ?
-                FROM changed""", [interval])
-            checkpoint("merge_mid_transaction")
-            subjects = 0
-            ssql = subject_sql(dataset)
-            if ssql:
-                scols = [c for c in SUBJECT_COLUMNS if c != "row_hash"]
-                shash = " || '|' || ".join(f"coalesce(CAST({c} AS VARCHAR), '∅')" for c in scols)
-                con.execute(f"""
-                    CREATE TEMP TABLE s_in AS
-                    SELECT *, md5({shash}) AS row_hash FROM ({ssql})
-                    QUALIFY row_number() OVER (PARTITION BY subject_code ORDER BY updated_at DESC NULLS LAST) = 1""")
-                con.execute("""
-                    CREATE TEMP TABLE s_changed AS
-                    SELECT s.* FROM s_in s LEFT JOIN subjects o USING (subject_code)
-                    WHERE o.subject_code IS NULL
-                       OR (o.row_hash <> s.row_hash AND coalesce(s.updated_at, TIMESTAMP '1900-01-01')
-                                                        >= coalesce(o.updated_at, TIMESTAMP '1900-01-01'))""")
-                subjects = con.execute("SELECT count(*) FROM s_changed").fetchone()[0]
-                con.execute("DELETE FROM subjects WHERE subject_code IN (SELECT subject_code FROM s_changed)")
-                con.execute(f"INSERT INTO subjects ({', '.join(SUBJECT_COLUMNS)}) "
-                            f"SELECT {', '.join(SUBJECT_COLUMNS)} FROM s_changed")
-            # quarantine: this interval's rows replace any earlier attempt at the same interval
-            con.execute("DELETE FROM quarantine WHERE source_id = ? AND interval = ?", [source_id, interval])
-            _insert_quarantine(con, batch.quarantine_path, dataset)
-            # a record that loads now resolves its earlier quarantine entries
-            con.execute("""
-                UPDATE quarantine SET resolved_interval = ?
-                WHERE source_id = ? AND resolved_interval IS NULL AND interval <> ?
-                  AND record_key IN (SELECT _record_key FROM batch)""", [interval, source_id, interval])
-            _record_run(con, run_id=run_id, source_id=source_id, interval=interval, batch=batch, status="merged",
-                        finished_at=finished_at)
-            con.execute("""
-                INSERT INTO watermarks VALUES (?, ?, ?)
-                ON CONFLICT (source_id) DO UPDATE SET
-                    cursor = greatest(watermarks.cursor, excluded.cursor),
-                    updated_interval = CASE WHEN excluded.cursor >= watermarks.cursor
-                                            THEN excluded.updated_interval ELSE watermarks.updated_interval END""",
-                        [source_id, upper, interval])
-            con.execute("INSERT OR REPLACE INTO loaded_intervals VALUES (?, ?, ?, ?)",
-                        [source_id, interval, lower, upper])
-            checkpoint("merge_before_commit")
-            con.execute("COMMIT")
-            return MergeResult(source_id, interval, new, changed, subjects, batch.quarantined, upper)
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
+                CREATE TEMP TABLE s_changed AS
+                SELECT s.* FROM s_in s LEFT JOIN subjects o USING (subject_code)
+                WHERE o.subject_code IS NULL
+                   OR (o.row_hash <> s.row_hash AND coalesce(s.updated_at, TIMESTAMP '1900-01-01')
+                                                    >= coalesce(o.updated_at, TIMESTAMP '1900-01-01'))""")
+            subjects = con.execute("SELECT count(*) FROM s_changed").fetchone()[0]
+            con.execute("DELETE FROM subjects WHERE subject_code IN (SELECT subject_code FROM s_changed)")
+            con.execute(f"INSERT INTO subjects ({', '.join(SUBJECT_COLUMNS)}) "
+                        f"SELECT {', '.join(SUBJECT_COLUMNS)} FROM s_changed")
+        # quarantine: this interval's rows replace any earlier attempt at the same interval
+        con.execute("DELETE FROM quarantine WHERE source_id = ? AND interval = ?", [source_id, interval])
+        _insert_quarantine(con, batch.quarantine_path, dataset)
+        # a record that loads now resolves its earlier quarantine entries
+        con.execute("""
+            UPDATE quarantine SET resolved_interval = ?
+            WHERE source_id = ? AND resolved_interval IS NULL AND interval <> ?
+              AND record_key IN (SELECT _record_key FROM batch)""", [interval, source_id, interval])
+        _record_run(con, run_id=run_id, source_id=source_id, interval=interval, batch=batch, status="merged",
+                    finished_at=finished_at)
+        # upserts as DELETE + INSERT (a DuckLake table has no key to conflict on)
+        old = con.execute("SELECT cursor, updated_interval FROM watermarks WHERE source_id = ?",
+                          [source_id]).fetchone()
+        cursor, updated = (upper, interval) if old is None or upper >= old[0] else old
+        con.execute("DELETE FROM watermarks WHERE source_id = ?", [source_id])
+        con.execute("INSERT INTO watermarks VALUES (?, ?, ?)", [source_id, cursor, updated])
+        con.execute("DELETE FROM loaded_intervals WHERE source_id = ? AND interval = ?", [source_id, interval])
+        con.execute("INSERT INTO loaded_intervals VALUES (?, ?, ?, ?)", [source_id, interval, lower, upper])
+        checkpoint("merge_before_commit")
+        return MergeResult(source_id, interval, new, changed, subjects, batch.quarantined, upper)
 
-
-def _attach_lake(con, layout: Layout, batch: CheckResult) -> None:
-    """Let ``con`` read the batch's outputs when they live in a lake on object storage."""
-    from warehouse.lake import Lake, is_remote
-
-    if is_remote(batch.passed_path) or is_remote(batch.quarantine_path):
-        Lake.from_env(layout).attach(con)
+    return Library.from_env(layout).write(merge, lane="merge", reads=batch)
 
 
 def _insert_quarantine(con, path: Path | str, dataset: str) -> None:
@@ -169,15 +146,9 @@ def record_run(layout: Layout, *, source_id: str, interval: str, run_id: str, ba
     ``rejected``: a batch stopped by its error threshold (the library's data is not
     touched); ``checked``: a check that loads nothing (the issued-licences suite).
     """
-    with writer_lock(layout.library):
-        con = open_library(layout)
-        try:
-            con.execute("BEGIN")
-            _record_run(con, run_id=run_id, source_id=source_id, interval=interval, batch=batch,
-                        status=status, finished_at=finished_at)
-            con.execute("COMMIT")
-        finally:
-            con.close()
+    Library.from_env(layout).write(
+        lambda con: _record_run(con, run_id=run_id, source_id=source_id, interval=interval, batch=batch,
+                                status=status, finished_at=finished_at), lane="merge")
 
 
 def _record_run(con, *, run_id: str, source_id: str, interval: str, batch: CheckResult, status: str,
@@ -198,18 +169,17 @@ class ExtractState:
 
 
 def read_extract_state(layout: Layout, source_id: str, interval: str) -> ExtractState:
-    if not layout.library.exists():
+    library = Library.from_env(layout)
+    if not library.exists():
         return ExtractState(None, False, None)
-    # under the writer lock: DuckDB refuses a read-only open while another process writes the file
-    with writer_lock(layout.library):
-        con = connect(layout.library, read_only=True)
-        try:
-            tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-            if "watermarks" not in tables:
-                return ExtractState(None, False, None)
-            row = con.execute("SELECT cursor FROM watermarks WHERE source_id = ?", [source_id]).fetchone()
-            prev = con.execute("SELECT lower FROM loaded_intervals WHERE source_id = ? AND interval = ?",
-                               [source_id, interval]).fetchone() if "loaded_intervals" in tables else None
-            return ExtractState(row[0] if row else None, prev is not None, prev[0] if prev else None)
-        finally:
-            con.close()
+    with library.reader() as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                            "WHERE table_catalog = current_database()").fetchall()}
+        if "watermarks" not in tables:
+            return ExtractState(None, False, None)
+        con.execute("BEGIN")  # one snapshot for both reads
+        row = con.execute("SELECT cursor FROM watermarks WHERE source_id = ?", [source_id]).fetchone()
+        prev = con.execute("SELECT lower FROM loaded_intervals WHERE source_id = ? AND interval = ?",
+                           [source_id, interval]).fetchone() if "loaded_intervals" in tables else None
+        con.execute("COMMIT")
+        return ExtractState(row[0] if row else None, prev is not None, prev[0] if prev else None)

@@ -7,6 +7,9 @@ has the same tables.
 
 from __future__ import annotations
 
+import contextlib
+import re
+
 import duckdb
 
 from warehouse.licence_store import STORE_COLUMNS, STORE_DDL, view_sql
@@ -167,23 +170,50 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE licences;
     {view_sql([])};
     """,
+    # 6: write lanes (warehouse.library): on DuckLake every write transaction bumps its lane's row, so
+    # two writers of one lane conflict at COMMIT and the later one runs again (embedded: unused)
+    """
+    CREATE TABLE library_lane_merge (generation BIGINT NOT NULL);
+    INSERT INTO library_lane_merge VALUES (0);
+    CREATE TABLE library_lane_issue (generation BIGINT NOT NULL);
+    INSERT INTO library_lane_issue VALUES (0);
+    """,
 )
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> int:
-    """Apply pending migrations; return the schema version."""
-    con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+def ducklake_ddl(sql: str) -> str:
+    """``sql`` without the PRIMARY KEY and UNIQUE constraints DuckLake does not support. Their
+    uniqueness is kept by the writers themselves: every upsert here is a DELETE then an INSERT
+    (no ON CONFLICT), and licence identifiers are checked by :mod:`warehouse.licence_store`."""
+    sql = re.sub(r",\s*PRIMARY KEY\s*\([^)]*\)", "", sql)
+    return re.sub(r"\s+(PRIMARY KEY|UNIQUE)\b", "", sql)
+
+
+def migrate(con: duckdb.DuckDBPyConnection, *, ducklake: bool = False) -> int:
+    """Apply pending migrations; return the schema version. ``ducklake``: the library is a DuckLake
+    (constraints dropped, :func:`ducklake_ddl`; the caller retries a migration that conflicted with
+    another process's)."""
+    ddl_of = ducklake_ddl if ducklake else (lambda sql: sql)
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                        "WHERE table_catalog = current_database()").fetchall()}
+    if "schema_migrations" not in tables:
+        con.execute(ddl_of("CREATE TABLE IF NOT EXISTS schema_migrations "
+                           "(version INTEGER PRIMARY KEY, applied_at TIMESTAMP)"))
     current = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
     for version, ddl in enumerate(MIGRATIONS, start=1):
         if version <= current:
             continue
         con.execute("BEGIN")
         try:
-            con.execute(ddl)
+            if con.execute("SELECT count(*) FROM schema_migrations WHERE version = ?", [version]).fetchone()[0]:
+                con.execute("ROLLBACK")  # applied meanwhile by another process
+                continue
+            con.execute(ddl_of(ddl))
             con.execute("INSERT INTO schema_migrations VALUES (?, current_timestamp)", [version])
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            with contextlib.suppress(duckdb.Error):  # a refused COMMIT has ended the transaction already
+                con.execute("ROLLBACK")
             raise
         current = version
     return current

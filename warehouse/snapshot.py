@@ -13,6 +13,7 @@ same ``licences`` columns, ``token`` included, as in the library.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -20,8 +21,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
 from warehouse.datadir import Layout
 from warehouse.duck import connect, literal
+from warehouse.library import Library
 from warehouse.licence_store import files_dir, registered, view_sql
 from warehouse.lock import writer_lock
 from warehouse.schema import content_hash
@@ -45,17 +49,19 @@ def publish(layout: Layout, *, built_at: dt.datetime) -> Snapshot:
     layout.snapshots.mkdir(parents=True, exist_ok=True)
     if built_at.tzinfo is not None:  # stored naive in China Standard Time, like every timestamp here
         built_at = built_at.astimezone(CST).replace(tzinfo=None)
-    with writer_lock(layout.library):
-        con = connect()
+    library = Library.from_env(layout)
+    # embedded: the library's writer lock (held by library.reader() below); DuckLake: no lock on the
+    # library, only on this data directory's CURRENT, so two publishers here take turns
+    with (writer_lock(layout.current_snapshot_pointer) if library.shared else contextlib.nullcontext()), \
+            library.reader() as con:
+        tmp = layout.snapshots / f".library-{uuid.uuid4().hex}.tmp"
+        con.execute(f"ATTACH {literal(tmp)} AS snap")
         try:
-            con.execute(f"ATTACH {literal(layout.library)} AS lib (READ_ONLY)")
-            con.execute("USE lib")
+            con.execute("BEGIN")  # one library snapshot for everything read below (DuckLake)
             lib_hash = content_hash(con)
             snapshot_id = f"{built_at:%Y%m%dT%H%M%S}-{lib_hash[:12]}"
             final = layout.snapshots / f"library-{snapshot_id}.duckdb"
-            tmp = layout.snapshots / f".library-{uuid.uuid4().hex}.tmp"
             links = _link_licence_files(con, layout, final)
-            con.execute(f"ATTACH {literal(tmp)} AS snap")
             counts = {}
             for table in SERVED_TABLES:
                 if table == "licences":  # the view, over the linked files
@@ -68,9 +74,15 @@ def publish(layout: Layout, *, built_at: dt.datetime) -> Snapshot:
             con.execute("CREATE TABLE snap.snapshot_meta (snapshot_id VARCHAR, built_at TIMESTAMP, library_hash VARCHAR)")
             con.execute("INSERT INTO snap.snapshot_meta VALUES (?, ?, ?)",
                         [snapshot_id, built_at, lib_hash])
+            con.execute("COMMIT")
             con.execute("DETACH snap")
-        finally:
-            con.close()
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            with contextlib.suppress(duckdb.Error):
+                con.execute("DETACH snap")
+            tmp.unlink(missing_ok=True)
+            raise
         snap = connect(tmp)
         try:
             snap.execute(view_sql(links))

@@ -169,7 +169,7 @@ def test_migration_splits_stored_tokens_and_gives_them_back_byte_for_byte(tmp_pa
     con.close()
     con = _v4_library(tmp_path / "old.duckdb", tokens + [("single", "aGVhZA.cGF5bG9hZA.c2ln")])
     before = con.execute("SELECT * FROM licences ORDER BY licence_id").fetchall()
-    assert migrate(con) == 5
+    assert migrate(con) == 6
     assert con.execute("SELECT * FROM licences ORDER BY licence_id").fetchall() == before
     assert con.execute("SELECT count(*) FROM licence_store").fetchone()[0] == len(before)
     con.close()
