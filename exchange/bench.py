@@ -65,6 +65,10 @@ def bench_sign() -> dict[str, dict]:
     return {"sign_single_per_s": _figure(ours, "signatures/s", "openssl_ed25519_sign_per_s", anchor)}
 
 
+#: openssl speed runs per anchor in :func:`bench_licences` (the best one counts).
+ANCHOR_RUNS = 3
+
+
 def bench_licences(workdir: Path, licences: int | None = None) -> dict[str, dict]:
     """Licences issued end to end from library rows (batch and single mode) and verified, with anchors.
 
@@ -73,7 +77,7 @@ def bench_licences(workdir: Path, licences: int | None = None) -> dict[str, dict
     in the library (Parquet files registered in DuckDB, :mod:`warehouse.licence_store`).
     Anchors: SHA-256 (hashlib) of the same payloads; ``openssl speed ed25519`` sign/s at the
     same parallelism as issuance (``-multi N`` when N processes sign; the single-process rate
-    is given too, with the ratio to it), and verify/s.
+    is given too, with the ratio to it), and verify/s; each the best of ``ANCHOR_RUNS`` runs.
     ``verify_per_s`` verifies 20,000 stored single-mode tokens (distinct payloads and signatures)
     with ``verify_licence`` in one thread; ``verify_batch_per_s`` 20,000 stored batch tokens, whose
     few batches' root signatures are each checked once (``certificates.verify`` keeps checked roots).
@@ -88,9 +92,13 @@ def bench_licences(workdir: Path, licences: int | None = None) -> dict[str, dict
     verify_rate = bench_verify(tokens[:20_000], keyring.trust())
     batch_tokens = batch_tokens[:20_000]
     verify_batch_rate = bench_verify(batch_tokens, keyring.trust())
-    sign_anchor, verify_anchor = openssl_ed25519_rates()
+    # anchors: the best of ANCHOR_RUNS openssl runs each (on a shared machine a single 2-second
+    # run is often slowed by a neighbour; the best run is the stricter anchor)
+    runs = [openssl_ed25519_rates() for _ in range(ANCHOR_RUNS)]
+    sign_anchor, verify_anchor = max(r[0] for r in runs), max(r[1] for r in runs)
     procs = issue_workers(n)
-    multi_sign = openssl_ed25519_rates(multi=procs)[0] if procs > 1 else sign_anchor
+    multi_sign = max(openssl_ed25519_rates(multi=procs)[0] for _ in range(ANCHOR_RUNS)) if procs > 1 \
+        else sign_anchor
     figures = {"issue_batch_per_s": _figure(batch_rate, "licences/s", "sha256_same_payloads_per_s", sha256_rate(n)),
                "issue_single_per_s": _figure(single_rate, "licences/s",
                                              f"openssl_ed25519_sign_per_s_multi_{procs}" if procs > 1
@@ -102,6 +110,10 @@ def bench_licences(workdir: Path, licences: int | None = None) -> dict[str, dict
         figures[name]["processes"] = procs
         if procs > 1:
             figures[name]["unit"] = f"licences/s ({procs} processes)"
+    figures["issue_single_per_s"]["signer"] = "libsodium (PyNaCl) Ed25519, one signature per licence"
+    figures["issue_single_per_s"]["comparison"] = (
+        f"{procs} issuing process{'es' if procs > 1 else ''} vs openssl speed ed25519" + (f" -multi {procs}" if procs > 1 else "")
+        + f", best of {ANCHOR_RUNS} runs")
     figures["issue_single_per_s"]["openssl_single_process_sign_per_s"] = round(sign_anchor, 2)
     figures["issue_single_per_s"]["ratio_to_single_process"] = round(single_rate / sign_anchor, 4)
     figures["verify_per_s"]["processes"] = figures["verify_batch_per_s"]["processes"] = 1

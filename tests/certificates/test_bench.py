@@ -88,3 +88,6 @@ def test_bench_licences_reports_verify_figures_with_their_anchor(tmp_path):
         assert figure["anchor"] == "openssl_ed25519_verify_per_s" and figure["processes"] == 1
         assert figure["value"] > 0 and figure["ratio"] == round(figure["value"] / figure["anchor_value"], 4)
     assert figures["verify_batch_per_s"]["batches"] == 2  # 300 rows of two issuers: one batch each
+    single = figures["issue_single_per_s"]  # 300 rows: issued in this process, anchor without -multi
+    assert single["processes"] == 1 and single["anchor"] == "openssl_ed25519_sign_per_s"
+    assert single["comparison"] == "1 issuing process vs openssl speed ed25519, best of 3 runs"
