@@ -91,3 +91,4 @@ def test_bench_licences_reports_verify_figures_with_their_anchor(tmp_path):
     single = figures["issue_single_per_s"]  # 300 rows: issued in this process, anchor without -multi
     assert single["processes"] == 1 and single["anchor"] == "openssl_ed25519_sign_per_s"
     assert single["comparison"] == "1 issuing process vs openssl speed ed25519, best of 3 runs"
+    assert single["anchor_runs"] == 3 and figures["verify_per_s"]["anchor_runs"] == 1
