@@ -49,7 +49,6 @@ status, validity). A valid result carries the copy's purpose, requester and expi
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import functools
 import hashlib
@@ -57,6 +56,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import pybase64
 from cryptography.exceptions import InvalidSignature
 
 from certificates._time import CST, aware
@@ -120,7 +120,8 @@ def _payload_bytes(payload: dict[str, Any]) -> bytes:
 
 
 def _b64(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
+    """BASE64URL without padding (pybase64: SIMD, several times the stdlib's speed on a ~3.6 KB payload)."""
+    return pybase64.b64encode(data, altchars=b"-_").rstrip(b"=")
 
 
 def _signed(signer: "HubServiceKey", payload: dict[str, Any]) -> str:

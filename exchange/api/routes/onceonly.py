@@ -98,9 +98,10 @@ async def once_only(request: Request, body: OnceOnlyRequest) -> OnceOnlyResponse
             res = resolve(state.catalogue, snap.index, applicant, body.items, at=at, materials=state.materials)
         except UnknownItemError as exc:
             raise ItemNotFound(f"没有编码为 {exc.code} 的政务服务事项。{exc}") from exc
-        log.info("once-only %s items=%s on_file=%d must_submit=%d findings=%d",
-                 mask_identifier(code.code), body.items, res.on_file_count, res.must_submit_count,
-                 len(res.findings))
+        if log.isEnabledFor(logging.INFO):  # the arguments cost ~6 % of a check when nobody logs them
+            log.info("once-only %s items=%s on_file=%d must_submit=%d findings=%d",
+                     mask_identifier(code.code), body.items, res.on_file_count, res.must_submit_count,
+                     len(res.findings))
         out = answer(res, snap.snapshot_id, access.store.grants_of(decision.client.department_code))
     # The shape of OnceOnlyResponse (tested), as JSON bytes: FastAPI does not validate it again.
     return Response(msgspec.json.encode(out), media_type="application/json")  # type: ignore[return-value]
