@@ -22,8 +22,9 @@ the real pipeline steps on them and times each phase:
 
 Peak memory is measured, not estimated: a sampler thread in the child sums the resident set
 of the child and all its descendants (issuance workers, the hub server) every 50 ms with
-psutil, per phase; the kernel's own high-water marks (``ru_maxrss`` of the child and of its
-largest waited-for descendant) are reported beside it. Disk is the size of the data directory
+psutil, per phase (``peak_rss_mb``), and the largest single process in it
+(``largest_process_mb``: in the lookup phase, the hub server); the kernel's own high-water
+mark of the child (``ru_maxrss``) is reported beside it. Disk is the size of the data directory
 after publishing.
 
 The parent takes ``ONEWINDOW_BENCH_SCALE_LOCK`` (a lock file, e.g. /tmp/onewindow-heavy.lock)
@@ -98,28 +99,32 @@ class TreeSampler:
         self._interval = interval
         self._phase: str | None = None
         self.peaks: dict[str, float] = {}
+        self.largest: dict[str, float] = {}  # the largest single process (e.g. the hub server) per phase
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
-    def _tree_rss(self) -> int:
+    def _tree_rss(self) -> tuple[int, int]:
+        """(sum, largest) resident set in bytes over this process and its descendants."""
         import psutil
 
-        total = 0
+        total = largest = 0
         try:
             procs = [self._me, *self._me.children(recursive=True)]
         except psutil.Error:
-            return 0
+            return 0, 0
         for p in procs:
             with contextlib.suppress(psutil.Error):
-                total += p.memory_info().rss
-        return total
+                rss = p.memory_info().rss
+                total += rss
+                largest = max(largest, rss)
+        return total, largest
 
     def _sample(self) -> None:
         phase = self._phase
         if phase is not None:
-            mb = self._tree_rss() / 2**20
-            if mb > self.peaks.get(phase, 0.0):
-                self.peaks[phase] = mb
+            total, largest = self._tree_rss()
+            self.peaks[phase] = max(self.peaks.get(phase, 0.0), total / 2**20)
+            self.largest[phase] = max(self.largest.get(phase, 0.0), largest / 2**20)
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -144,6 +149,17 @@ class TreeSampler:
         self._thread.join()
 
 
+def _proc_tree_rss(pid: int) -> int:
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0
+    for p in (root, *root.children(recursive=True)):
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
 def _dir_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
@@ -156,6 +172,7 @@ def measure_size(persons: int, root: Path, *, seconds: float, log: Any = None) -
     from exchange.serve_bench import _environ
     from exchange.sources.interval import Interval
     from warehouse.build import issue_pending
+    from warehouse.licence_store import files_dir
     from warehouse.datadir import ENV_VAR, Layout
 
     layout = Layout(root).ensure()
@@ -210,13 +227,16 @@ def measure_size(persons: int, root: Path, *, seconds: float, log: Any = None) -
             detail["publish"] = time.perf_counter() - t
             secs["library_build"] = time.perf_counter() - t0
         disk = _dir_bytes(layout.root)
+        disk_parts = {d.name: round(_dir_bytes(d) / 2**20, 1) for d in sorted(layout.root.iterdir()) if d.is_dir()}
+        licence_files = _dir_bytes(files_dir(layout))
         snapshot_bytes = Path(published["path"]).stat().st_size
         say(f"lookup under wrk for {seconds:.0f} s …")
         with mem.phase("lookup"):
             lookup = measure_lookup(layout, Path(published["path"]), seconds=seconds)
     counts = published["counts"]
+    # the kernel's high-water mark of this process; a child's ru_maxrss starts from its parent's
+    # at fork (and survives exec), so the servers' and workers' own peaks are the sampled ones
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {
         "persons": persons, "label": label(persons),
         "certificates": counts["certificates"], "licences": counts["licences"], "subjects": counts["subjects"],
@@ -228,8 +248,10 @@ def measure_size(persons: int, root: Path, *, seconds: float, log: Any = None) -
             "pipeline": round(sum(secs[p] for p in PIPELINE) / persons * 1e6, 2)},
         "us_per_certificate": {p: round(secs[p] / counts["certificates"] * 1e6, 2) for p in PIPELINE},
         "peak_rss_mb": {k: round(v, 1) for k, v in mem.peaks.items()},
-        "ru_maxrss_mb": {"main": round(self_rss, 1), "largest_child": round(child_rss, 1)},
-        "disk_mb": round(disk / 2**20, 1), "snapshot_mb": round(snapshot_bytes / 2**20, 1),
+        "largest_process_mb": {k: round(v, 1) for k, v in mem.largest.items()},
+        "ru_maxrss_mb": {"main": round(self_rss, 1)},
+        "disk_mb": round(disk / 2**20, 1), "disk_mb_by_dir": disk_parts,
+        "licence_files_mb": round(licence_files / 2**20, 1), "snapshot_mb": round(snapshot_bytes / 2**20, 1),
         "lookup": lookup,
     }
 
@@ -255,12 +277,13 @@ def measure_lookup(layout, snapshot: Path, *, seconds: float) -> dict:
         ready = time.perf_counter() - t0
         run_wrk(hub.url, load.lookup_lines, seconds=2, **run)  # warm-up
         got = run_wrk(hub.url, load.lookup_lines, seconds=seconds, **run)
+        server_mb = _proc_tree_rss(hub.proc.pid) / 2**20  # the hub server (and its workers) after the run
     if got.non_2xx or got.socket_errors or not got.requests:
         raise ScaleBenchError(f"lookup: {got.non_2xx} non-2xx answers and {got.socket_errors} socket errors in "
                               f"{got.requests} requests; see {work / 'hub.log'}")
     return {"p99_ms": round(got.p99_ms, 2), "p50_ms": round(got.p50_ms, 2), "rps": round(got.rps, 1),
             "requests": got.requests, "holders_rotated": load.distinct_holders,
-            "server_start_s": round(ready, 2),
+            "server_start_s": round(ready, 2), "server_rss_mb": round(server_mb, 1),
             "anchor": "bare_fastapi_get_p99_ms", "anchor_p99_ms": round(anchor.p99_ms, 2),
             "anchor_rps": round(anchor.rps, 1),
             "p99_ratio": round(got.p99_ms / anchor.p99_ms, 4) if anchor.p99_ms else None}

@@ -50,9 +50,12 @@ def _address(rng: random.Random, pools: Pools, division: str) -> str:
 def enterprise_name(rng: random.Random, pools: Pools, entity_type: str, division: str,
                     taken: set[str]) -> str:
     county = division_places()[division][1]
-    for _ in range(1000):
+    for attempt in range(1000):
         if entity_type == COMPANY:
-            name = f"杭州{rng.choice(pools.zihao)}{rng.choice(INDUSTRIES)}{rng.choice(FORMS)}"
+            # 行政区划 + 字号 + 行业 + 组织形式; once the 杭州 names are crowded (a large registry),
+            # the province or the city and district as the region, as registrations also do
+            region = "杭州" if attempt < 20 else rng.choice(("浙江", "杭州" + county))
+            name = f"{region}{rng.choice(pools.zihao)}{rng.choice(INDUSTRIES)}{rng.choice(FORMS)}"
         elif rng.random() < 0.5:
             name = f"{county}{rng.choice(pools.surnames)}记{rng.choice(SHOP_TYPES)}"
         else:
