@@ -29,7 +29,9 @@ after publishing.
 
 The parent takes ``ONEWINDOW_BENCH_SCALE_LOCK`` (a lock file, e.g. /tmp/onewindow-heavy.lock)
 around each size only, so other benchmarks can run between sizes; a size's data directory is
-removed once it is measured. Growth ratios (time per person, peak memory per person, p99 at
+removed once it is measured. A size whose peak memory, predicted linearly from the previous
+size's measured peak, exceeds the memory available is not run but listed under ``skipped``
+with the prediction (``ONEWINDOW_BENCH_SCALE_FORCE=1`` runs it anyway). Growth ratios (time per person, peak memory per person, p99 at
 one size over the previous and over the first size) come from one run.
 """
 
@@ -53,6 +55,7 @@ from typing import Any
 SIZES_ENV = "ONEWINDOW_BENCH_SCALE_SIZES"
 SECONDS_ENV = "ONEWINDOW_BENCH_SCALE_SECONDS"
 LOCK_ENV = "ONEWINDOW_BENCH_SCALE_LOCK"
+FORCE_ENV = "ONEWINDOW_BENCH_SCALE_FORCE"  # run a size even when its predicted peak memory exceeds what is free
 DEFAULT_SIZES = (1_000_000, 3_000_000, 10_000_000)
 PHASES = ("simulate", "ingest", "issuance", "library_build")
 PIPELINE = ("ingest", "issuance", "library_build")  # the hub's own cost
@@ -350,13 +353,40 @@ def growth(base: dict, top: dict) -> dict:
     }
 
 
+def _available_mb() -> float:
+    import psutil
+
+    return psutil.virtual_memory().available / 2**20
+
+
+def memory_refusal(prev: dict, persons: int, available_mb: float) -> dict | None:
+    """Why ``persons`` should not run, if the previous size's measured peak per person, scaled
+    linearly, exceeds the memory available now (it would swap or be OOM-killed on a shared machine)."""
+    peak = max(prev["peak_rss_mb"].values())
+    need = peak / prev["persons"] * persons
+    if need <= available_mb:
+        return None
+    return {"persons": persons, "label": label(persons), "predicted_peak_mb": round(need, 1),
+            "available_mb": round(available_mb, 1), "from": prev["label"],
+            "reason": (f"predicted peak {need:,.0f} MB ({prev['label']}'s measured {peak:,.0f} MB scaled "
+                       f"linearly) exceeds the {available_mb:,.0f} MB available; set {FORCE_ENV}=1 to run it anyway")}
+
+
 def bench_scale(workdir: Path, log: Any = None, sizes: tuple[int, ...] | None = None,
                 seconds: float | None = None) -> tuple[dict, dict[str, dict]]:
     """Every size, then growth ratios. Returns (the ``scale`` JSON section, figures for the main table)."""
     sizes = sizes or parse_sizes(os.environ.get(SIZES_ENV))
     seconds = seconds if seconds is not None else float(os.environ.get(SECONDS_ENV, 10))
-    records = []
+    records: list[dict] = []
+    skipped: list[dict] = []
     for n in sizes:
+        if records and not os.environ.get(FORCE_ENV):
+            too_big = memory_refusal(records[-1], n, _available_mb())
+            if too_big:
+                skipped.append(too_big)
+                if log:
+                    log(f"scale {label(n)}: skipped: {too_big['reason']}")
+                continue
         records.append(run_size(n, workdir, seconds=seconds, log=log))
         # each size's record as soon as it is measured, so a run stopped before its last size keeps the rest
         print("SCALE_RECORD " + json.dumps(records[-1], ensure_ascii=False), file=sys.stderr, flush=True)
@@ -365,7 +395,7 @@ def bench_scale(workdir: Path, log: Any = None, sizes: tuple[int, ...] | None = 
         "per_size": {r["label"]: r for r in records},
         "growth_step": [growth(a, b) for a, b in zip(records, records[1:])],
         "growth_from_first": [growth(records[0], r) for r in records[1:]],
-        "lookup_seconds": seconds, "cpus": os.cpu_count(),
+        "skipped": skipped, "lookup_seconds": seconds, "cpus": os.cpu_count(),
     }
     from exchange.bench import _figure
 
@@ -419,6 +449,8 @@ def render(section: dict, console: Any) -> None:
         v = r["lookup"]["p99_ms"]
         lines.append(f"{'lookup p99':>13} {r['label']:>5} |{'#' * max(1, round(v / top_p99 * 40)):<40}| {v:.2f}")
     console.print("\n".join(lines), markup=False, highlight=False)
+    for sk in section.get("skipped", []):
+        console.print(f"{sk['label']}: not run: {sk['reason']}", markup=False, highlight=False)
     for g in section["growth_step"]:
         tp = g["time_per_person"]
         console.print(f"{g['from']}→{g['to']} (x{g['size_ratio']:g} persons): time per person ingest "

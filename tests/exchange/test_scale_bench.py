@@ -22,6 +22,16 @@ def test_sizes_parse_and_bad_sizes_say_what_is_wrong():
         parse_sizes("50")
 
 
+def test_a_size_that_cannot_fit_in_memory_is_refused_with_the_prediction():
+    from exchange.scale_bench import memory_refusal
+
+    prev = {"persons": 3_000_000, "label": "3m", "peak_rss_mb": {"ingest": 10_984.9, "lookup": 9_000.0}}
+    no = memory_refusal(prev, 10_000_000, available_mb=20_000)
+    assert no["label"] == "10m" and no["predicted_peak_mb"] == round(10_984.9 / 3 * 10, 1)
+    assert "exceeds the 20,000 MB available" in no["reason"] and "ONEWINDOW_BENCH_SCALE_FORCE" in no["reason"]
+    assert memory_refusal(prev, 5_000_000, available_mb=20_000) is None
+
+
 def _real(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -41,7 +51,7 @@ def test_scale_bench_runs_end_to_end_at_tiny_sizes(tmp_path, monkeypatch, capsys
     run_benchmarks(persons=300, only=["scale"], as_json=True, console=Console(stderr=True))
     result = json.loads(capsys.readouterr().out)
     scale = result["scale"]
-    assert scale["sizes"] == [300, 600]
+    assert scale["sizes"] == [300, 600] and scale["skipped"] == []
     assert list(scale["per_size"]) == ["300", "600"]
     for label, n in (("300", 300), ("600", 600)):
         r = scale["per_size"][label]
