@@ -105,6 +105,12 @@ def test_compose_has_the_production_services(compose):
         assert urlparse(_placeheld(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])).hostname == "postgres"
         assert urlparse(_placeheld(env["AIRFLOW__CELERY__BROKER_URL"])).hostname == "redis"
         assert env["ONEWINDOW_LAKE_URL"].startswith("s3://") and env["ONEWINDOW_S3_ENDPOINT"] == "http://minio:9000"
+        # the library on DuckLake: catalog in the onewindow_catalog database, data files in the lake's bucket
+        catalog = urlparse(_placeheld(env["ONEWINDOW_LIBRARY_CATALOG_URL"]))
+        assert (catalog.scheme, catalog.hostname, catalog.path, catalog.username) == (
+            "postgresql", "postgres", "/onewindow_catalog", "onewindow_catalog")
+        lake_bucket = urlparse(_placeheld(env["ONEWINDOW_LAKE_URL"])).netloc
+        assert _placeheld(env["ONEWINDOW_LIBRARY_DATA_URL"]) == f"s3://{lake_bucket}/library"
     assert services["hub-1"]["command"] == services["hub-2"]["command"] == [
         "onewindow", "serve", "--host", "0.0.0.0", "--port", "8000"]
     upstreams = re.findall(r"^\s*server (\S+):8000", (DOCKER / "nginx" / "hub.conf").read_text(), re.M)

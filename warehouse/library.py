@@ -151,7 +151,8 @@ class Library:
         # a catalog being initialised by another process at this moment: attach again
         retrying(lambda: con.execute(f"ATTACH {literal('ducklake:postgres:' + self.catalog)} AS {ALIAS} "
                                      f"({', '.join(options)})"), what="attach the DuckLake catalog",
-                 also=lambda exc: isinstance(exc, duckdb.Error) and "duplicate key" in str(exc).lower())
+                 also=lambda exc: isinstance(exc, duckdb.Error)
+                 and any(w in str(exc).lower() for w in ("duplicate key", "already exists")))
         con.execute(f"USE {ALIAS}")
 
     def connect(self, *, reads: Any = None, migrate: bool = True) -> duckdb.DuckDBPyConnection:
