@@ -1,7 +1,8 @@
 """A library writer process for the DuckLake concurrency tests (``python -m tests.warehouse.ducklake_writer``).
 
 Every setting comes from the environment (data directory, lake, library catalog), as for a
-Celery worker. It waits for a common start moment so that two of them write at once, then
+Celery worker. Once it has imported what it needs it waits at a barrier (a folder where each
+writer leaves a file; all go once ``<writers>`` files are there) so that they write at once, then
 runs its job and prints one JSON line: what it did and how many times it had to start a
 library transaction again after a conflict (:data:`warehouse.library.RETRIED`).
 
@@ -14,17 +15,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 import time
+from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    start_at, job, *args = argv
-    delay = float(start_at) - time.time()
-    if delay > 0:
-        time.sleep(delay)
+    barrier, writers, job, *args = argv
+    import exchange.pipeline  # noqa: F401  (the imports every job needs, before the barrier)
+    import warehouse.build  # noqa: F401
     from warehouse import library
     from warehouse.datadir import Layout
+
+    Path(barrier, str(os.getpid())).touch()
+    deadline = time.monotonic() + 120
+    while len(list(Path(barrier).iterdir())) < int(writers):
+        if time.monotonic() > deadline:
+            raise SystemExit("the other writers never reached the barrier")
+        time.sleep(0.005)
 
     layout = Layout.from_env()
     out: dict = {"job": job}

@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -161,10 +161,11 @@ def test_pipeline_on_ducklake_matches_the_embedded_library(tmp_path, ducklake_en
 
 
 def _writers(layout: Layout, env: dict[str, str], *jobs: list[str]) -> list[dict]:
-    """Start one writer process per job at the same moment; wait for all; their JSON reports."""
-    start = time.time() + 4  # after every process has imported what it needs
+    """Start one writer process per job, released together by a barrier; wait for all; their JSON reports."""
+    barrier = Path(tempfile.mkdtemp(prefix="barrier-", dir=layout.root))
     child_env = {**os.environ, **env, "ONEWINDOW_DATA_DIR": str(layout.root), "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen([sys.executable, "-m", "tests.warehouse.ducklake_writer", str(start), *job],
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.warehouse.ducklake_writer", str(barrier), str(len(jobs)),
+                               *job],
                               env=child_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for job in jobs]
     reports = []
@@ -177,7 +178,7 @@ def _writers(layout: Layout, env: dict[str, str], *jobs: list[str]) -> list[dict
 
 def test_two_writer_processes_at_once_conflict_retry_and_lose_nothing(tmp_path, ducklake_env):
     layout = _simulated(tmp_path / "ducklake")
-    n = 25
+    n = 40
     reports = _writers(layout, ducklake_env, ["runs", "a", str(n)], ["runs", "b", str(n)])
     # 50 write transactions of the merge lane, from two processes at the same time: some conflicted
     assert sum(r["retried"] for r in reports) > 0, reports
