@@ -7,8 +7,9 @@ dag-processor, triggerer, two Celery workers), the simulated 市场监管 REST A
 replicas of the hub service, every one a real process with its own log.
 
 The service store runs on PostgreSQL here (``ONEWINDOW_STORE_URL`` in :data:`BACKEND_ENV`),
-so both replicas and every admin and audit command write one store; the library's move
-to DuckLake is configuration in the same place (see docs/production.md).
+so both replicas and every admin and audit command write one store, and the library on
+DuckLake (``ONEWINDOW_LIBRARY_CATALOG_URL``: the ``onewindow_catalog`` database;
+``ONEWINDOW_LIBRARY_DATA_URL``: ``s3://onewindow-lake/library`` beside the lake's ``hub/``).
 """
 
 from __future__ import annotations
@@ -34,9 +35,12 @@ REPO = Path(__file__).resolve().parents[2]
 DATABASES = ("airflow", "onewindow_store", "onewindow_catalog", "gongan")
 LAKE_URL = "s3://onewindow-lake/hub"
 # Settings of the service store and library backends, added to every hub and Airflow process.
-# The service store on PostgreSQL; the library still one DuckDB file.
+# The service store on PostgreSQL; the library on DuckLake (catalog in PostgreSQL, data files
+# in the lake's bucket), so the workers write it without a file lock.
 # Placeholders: {pg} = postgresql://postgres@127.0.0.1:<port>, {lake} = LAKE_URL.
-BACKEND_ENV: dict[str, str] = {"ONEWINDOW_STORE_URL": "{pg}/onewindow_store"}
+BACKEND_ENV: dict[str, str] = {"ONEWINDOW_STORE_URL": "{pg}/onewindow_store",
+                               "ONEWINDOW_LIBRARY_CATALOG_URL": "{pg}/onewindow_catalog",
+                               "ONEWINDOW_LIBRARY_DATA_URL": "s3://onewindow-lake/library"}
 # Cron schedules are off in this test (its simulated days lie in November 2026, the clock
 # does not): a leap-day cron's first interval after the DAGs' start date closes on
 # 2032-02-29, so only the runs the test triggers, with explicit data intervals, exist.

@@ -211,6 +211,25 @@ def test_the_library_equals_a_clean_run(shape, pipeline, reference):
                                WHERE l.licence_id IS NULL""") == [(0,)]
 
 
+def test_the_library_is_on_ducklake(shape, pipeline):
+    """The workers wrote one DuckLake (catalog in onewindow_catalog, data files on S3), no library file."""
+    from warehouse.lake import LAKE_URL_ENV, Lake
+    from warehouse.library import DATA_URL_ENV, Library
+
+    library = Library.from_env(shape.layout, shape.hub_env)
+    assert library.shared and library.data_url == shape.hub_env[DATA_URL_ENV] + "/"
+    assert not shape.layout.library.exists() and not list(shape.layout.warehouse.glob("licences/*"))
+    data = Lake.from_env(shape.layout, {**shape.hub_env, LAKE_URL_ENV: shape.hub_env[DATA_URL_ENV]}).files()
+    assert data and all(f.endswith(".parquet") for f in data), data
+    with psycopg.connect(shape.pg.dsn("onewindow_catalog")) as pg:
+        tables = {r[0] for r in pg.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        committed = pg.execute("SELECT count(*) FROM ducklake_snapshot").fetchone()[0]
+    assert {"ducklake_snapshot", "ducklake_table", "ducklake_data_file"} <= tables and committed > 1
+    with library.reader() as con:  # what the service serves is what the DuckLake holds
+        lib = con.execute("SELECT count(*) FROM certificates").fetchone()[0]
+    assert query(_published(shape), "SELECT count(*) FROM certificates") == [(lib,)]
+
+
 def test_the_lake_is_on_s3_one_object_per_partition(shape, pipeline):
     from exchange.sources.interval import Interval
     from warehouse.lake import Lake
