@@ -158,7 +158,7 @@ class StatusList:
             signer = trust.issuer(str(header.get("kid")))
             if signer is None:
                 raise StatusListError("signed by a key the trust store does not know")
-            signer.public_key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"))
+            signer.verify_signature(signature, f"{parts[0]}.{parts[1]}".encode("ascii"))
             payload = json.loads(_b64(parts[1]))
             if payload.get("format") != FORMAT or payload.get("issuer") != signer.code \
                     or payload.get("statusSize") != STATUS_SIZE or payload.get("size") != LIST_SIZE:

@@ -27,6 +27,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.x509.oid import NameOID
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import BadSignatureError
 
 from certificates._time import aware
 from certificates.exceptions import TrustStoreError
@@ -95,6 +97,19 @@ class TrustedIssuer:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key_bytes", _raw_public(self.public_key))
+
+    def verify_signature(self, signature: bytes, message: bytes | memoryview) -> None:
+        """Raise :class:`InvalidSignature` unless ``signature`` is this key's Ed25519 signature
+        of ``message``. Checked by libsodium (PyNaCl), about twice the rate of
+        ``public_key.verify`` on this project's machines for 1 KB JWS inputs; libsodium accepts
+        no signature OpenSSL rejects (it is the stricter of the two: it also refuses small-order
+        points), and a test checks both agree on hub signatures and on tampered ones."""
+        if len(signature) != 64:
+            raise InvalidSignature
+        try:
+            crypto_sign_open(bytes(signature) + bytes(message), self.key_bytes)
+        except BadSignatureError:
+            raise InvalidSignature from None
 
     def time_status(self, at: dt.datetime) -> TimeStatus:
         at = aware(at)

@@ -219,7 +219,7 @@ def verify_use_copy(parts: list[str], header: dict[str, Any], header_bytes: byte
                                root_format=SEALED_ROOT_FORMAT)
     else:
         try:
-            hub.public_key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"))
+            hub.verify_signature(signature, f"{parts[0]}.{parts[1]}".encode("ascii"))
             problem = None
         except InvalidSignature:
             problem = "bad_signature"

@@ -244,7 +244,7 @@ def _check_batch(parts: list[str], header: dict[str, Any], proof: bytes, signer:
     statement = batch_format.root_statement(header["kid"], parts[0], root, header["bsz"], typ=root_type,
                                             fmt=root_format)
     try:
-        signer.public_key.verify(signature, statement.encode("ascii"))
+        signer.verify_signature(signature, statement.encode("ascii"))
     except InvalidSignature:
         return "bad_signature"
     with _ROOTS_LOCK:
@@ -297,7 +297,7 @@ def verify_licence(token: str, trust: TrustStore, *, at: dt.datetime,
         problem = _check_batch(token.split("."), header, signature, signer)
     else:
         try:
-            signer.public_key.verify(signature, memoryview(raw)[:cut2])  # header.payload, no copy
+            signer.verify_signature(signature, memoryview(raw)[:cut2])  # header.payload, no copy
             problem = None
         except InvalidSignature:
             problem = "bad_signature"

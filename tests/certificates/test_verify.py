@@ -224,3 +224,43 @@ def test_a_status_that_is_not_a_code_is_unrecognised_not_a_crash(keyring, trust)
     payload["status"] = ["01"]
     result = verify_licence(sign_licence(payload, keyring.issuer("scjg")), trust, at=AT)
     assert result.outcome is Outcome.STATUS_UNAVAILABLE and result.detail == "status_code_unrecognised"
+
+
+def test_libsodium_signature_check_agrees_with_cryptography(keyring, trust):
+    """TrustedIssuer.verify_signature (libsodium) accepts exactly what the certificate's key
+    (OpenSSL via cryptography) accepts, on hub signatures and on every kind of damage."""
+    from cryptography.exceptions import InvalidSignature
+    from hypothesis import given, settings, strategies as st
+
+    key = keyring.issuer("scjg")
+    signer = trust.issuer(key.kid)
+
+    def accepted(check, signature, message) -> bool:
+        try:
+            check(signature, message)
+            return True
+        except InvalidSignature:
+            return False
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.binary(max_size=1500), st.integers(min_value=0), st.integers(min_value=0, max_value=7),
+           st.sampled_from(["none", "signature", "message", "truncate", "extend"]))
+    def check(message, where, bit, damage):
+        signature = key.private_key.sign(message)
+        if damage == "signature":
+            buf = bytearray(signature)
+            buf[where % 64] ^= 1 << bit
+            signature = bytes(buf)
+        elif damage == "message" and message:
+            buf = bytearray(message)
+            buf[where % len(message)] ^= 1 << bit
+            message = bytes(buf)
+        elif damage == "truncate":
+            signature = signature[:where % 64]
+        elif damage == "extend":
+            signature += b"\0"
+        ours = accepted(signer.verify_signature, signature, memoryview(message))
+        assert ours == accepted(signer.public_key.verify, signature, message)
+        assert ours == (damage == "none" or (damage == "message" and not message))
+
+    check()
