@@ -5,7 +5,7 @@ certificate under the hub root with extendedKeyUsage :data:`certificates.trust.H
 published in the trust bundle and the JWKS as ``hub-service-<thumbprint>``)::
 
     header  = {"alg": "Ed25519", "kid": "hub-service-…", "typ": "vnd.onewindow.use-copy+jws", "ver": 1}
-    payload = {"ver": 1, "licence_id", "licence": <the licence's own token, unchanged>,
+    payload = {"ver": 2, "licence_id", "licence_sha256": BASE64URL(SHA-256(<the licence token>)),
                "purpose": {"item", "case", "clerk"}, "requester": {"client_id", "department"},
                "issued_at", "expires_at", "log_seq", "stamp": "仅供…使用，…前有效"}
 
@@ -13,12 +13,19 @@ The payload is RFC 8785 canonical JSON, so any JOSE library verifies the hub's s
 with the JWKS alone. ``log_seq`` ties the copy to the usage-log record of the read that
 produced it.
 
-Stamping is on the licence-read path, so :func:`make_use_copy` does not re-serialise the
-~2 KB licence token per request: a compact JWS is base64url and dots, JSON-safe as it is,
-so the canonical payload is the canonical JSON of the small members with the token spliced
-in at its sorted place (``licence`` sorts between ``issued_at`` and ``licence_id``), and
-the encoded header is cached per key id. The bytes (and so the token) are those of
-:meth:`certificates.pki.HubServiceKey.sign` over the whole payload; a test checks that.
+The copy references the licence by the SHA-256 digest of its token's ASCII bytes instead of
+carrying the ~2 KB token again (the licence read answers with the licence token beside the
+copy, so the answer no longer holds the token twice, once base64url-encoded a second time).
+A copy is therefore **presented** with its licence, as one string (:func:`present`)::
+
+    presented = <use-copy token> "~" <licence token>
+
+(``~`` occurs in neither: both are base64url segments and dots). :func:`certificates.verify_licence`
+takes the presented string; the copy alone is ``malformed`` (``licence_not_presented``), and a
+licence whose digest is not the one the hub signed is ``tampered`` (``licence_digest_mismatch``).
+:func:`make_use_copy` returns the presented string as its ``token``. Copies of payload
+version 1 (the licence token embedded as ``licence``; stamped before this change, valid for
+72 h) still verify, alone or presented with that same licence.
 
 Use-copies stamped together (the reads a busy hub answers in one event-loop round) may be
 **sealed** under one hub signature instead of one each (:func:`seal_use_copies`), as licence
@@ -52,6 +59,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import hmac
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -67,12 +75,25 @@ if TYPE_CHECKING:  # pragma: no cover
     from certificates.verify import StatusLookup, StatusSource, Verification
 
 USE_COPY_TYPE = "vnd.onewindow.use-copy+jws"
-USE_COPY_VERSION = 1
+USE_COPY_VERSION = 2  # payload version: the licence referenced by digest (1: embedded)
+_HEADER_VERSION = 1  # the plain JWS header's "ver"
+PRESENT_SEP = "~"  # between a use-copy and the licence it is presented with
 SEALED_TYPE = "vnd.onewindow.use-copy+mtp"  # a use-copy sealed with others under one root
 SEALED_ROOT_TYPE = "vnd.onewindow.use-copy-batch+jws"
 SEALED_ROOT_FORMAT = "onewindow.use-copy-batch/1"
-_FIELDS = {"ver", "licence_id", "licence", "purpose", "requester", "issued_at", "expires_at", "log_seq",
-           "stamp"}
+_FIELDS = {"ver", "licence_id", "licence_sha256", "purpose", "requester", "issued_at", "expires_at",
+           "log_seq", "stamp"}
+_FIELDS_V1 = _FIELDS - {"licence_sha256"} | {"licence"}
+
+
+def licence_digest(licence_token: str) -> str:
+    """BASE64URL(SHA-256(token)) without padding: how a use-copy names its licence."""
+    return _b64(hashlib.sha256(licence_token.encode("utf-8")).digest()).decode("ascii")
+
+
+def present(use_copy_token: str, licence_token: str) -> str:
+    """The string a use-copy is presented (and verified) as: ``copy~licence``."""
+    return f"{use_copy_token}{PRESENT_SEP}{licence_token}"
 
 
 def _stamp(purpose: dict[str, str], expires_text: str) -> str:
@@ -99,24 +120,13 @@ def _window(at: dt.datetime, ttl: dt.timedelta) -> tuple[str, str, str]:
 
 
 _HEADERS: dict[str, bytes] = {}  # kid -> encoded use-copy header
-#: bytes that stand for themselves inside a JSON string: printable ASCII but the quote and backslash
-_JSON_SAFE = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
 
 
 def _payload_bytes(payload: dict[str, Any]) -> bytes:
-    """``canonical_json(payload)``, splicing the licence token in instead of re-encoding it."""
+    """``canonical_json(payload)`` (the payload holds only small members)."""
     from certificates.signing import canonical_json
 
-    token = payload["licence"]
-    raw = token.encode("ascii") if type(token) is str and token.isascii() else None
-    # JSON-safe as it is (a compact JWS always is): printable ASCII without quote or backslash
-    if raw is None or raw.translate(None, _JSON_SAFE):
-        return canonical_json(payload)
-    body = canonical_json({k: v for k, v in payload.items() if k != "licence"})
-    # Members sort as expires_at, issued_at, licence, licence_id, …: the first ',"licence_id":' is
-    # the member itself (inside a JSON string a quote is always escaped).
-    cut = body.index(b',"licence_id":')
-    return b"".join((body[:cut], b',"licence":"', raw, b'"', body[cut:]))
+    return canonical_json(payload)
 
 
 def _b64(data: bytes) -> bytes:
@@ -132,7 +142,7 @@ def _signed(signer: "HubServiceKey", payload: dict[str, Any]) -> str:
     header = _HEADERS.get(signer.kid)
     if header is None:
         header = _HEADERS.setdefault(signer.kid, _b64(canonical_json(
-            {"alg": "Ed25519", "kid": signer.kid, "typ": USE_COPY_TYPE, "ver": 1})))
+            {"alg": "Ed25519", "kid": signer.kid, "typ": USE_COPY_TYPE, "ver": _HEADER_VERSION})))
     signing_input = b"".join((header, b".", _b64(_payload_bytes(payload))))
     return b"".join((signing_input, b".", _b64(signer.private_key.sign(signing_input)))).decode("ascii")
 
@@ -141,7 +151,8 @@ def use_copy_payload(*, licence_id: str, licence_token: str, purpose: dict[str, 
                      requester: dict[str, str], at: dt.datetime, ttl: dt.timedelta, log_seq: int) -> dict[str, Any]:
     """The payload of a use-copy (what :func:`make_use_copy` signs, or :func:`seal_use_copies` seals)."""
     issued_at, expires_at, expires_text = _window(at, ttl)
-    return {"ver": USE_COPY_VERSION, "licence_id": licence_id, "licence": licence_token, "purpose": purpose,
+    return {"ver": USE_COPY_VERSION, "licence_id": licence_id, "licence_sha256": licence_digest(licence_token),
+            "purpose": purpose,
             "requester": requester, "issued_at": issued_at, "expires_at": expires_at, "log_seq": log_seq,
             "stamp": _stamp(purpose, expires_text)}
 
@@ -149,16 +160,19 @@ def use_copy_payload(*, licence_id: str, licence_token: str, purpose: dict[str, 
 def make_use_copy(signer: "HubServiceKey", *, licence_id: str, licence_token: str, purpose: dict[str, str],
                   requester: dict[str, str], at: dt.datetime, ttl: dt.timedelta,
                   log_seq: int) -> dict[str, Any]:
-    """Stamp and sign a use-copy with the hub service key; returns ``{"token", "expires_at", "stamp"}``."""
+    """Stamp and sign a use-copy with the hub service key; returns ``{"token", "expires_at", "stamp"}``,
+    ``token`` the presented form (:func:`present`: the copy, ``~``, the licence token)."""
     payload = use_copy_payload(licence_id=licence_id, licence_token=licence_token, purpose=purpose,
                                requester=requester, at=at, ttl=ttl, log_seq=log_seq)
-    return {"token": _signed(signer, payload), "expires_at": payload["expires_at"], "stamp": payload["stamp"]}
+    return {"token": present(_signed(signer, payload), licence_token), "expires_at": payload["expires_at"],
+            "stamp": payload["stamp"]}
 
 
 def seal_use_copies(signer: "HubServiceKey", payloads: Sequence[dict[str, Any]], *, seal_id: str) -> list[str]:
     """The tokens of ``payloads`` (from :func:`use_copy_payload`) under one hub signature: the
     sealed format of the module doc, ``tokens[i]`` carrying ``payloads[i]``; one payload gets
-    the plain JWS of :func:`make_use_copy`. ``seal_id`` names the seal (its header's ``bid``)."""
+    the plain JWS of :func:`make_use_copy`. ``seal_id`` names the seal (its header's ``bid``).
+    The tokens are the copies alone: present each with its licence (:func:`present`)."""
     from certificates.batch import MAX_BATCH, PROOF_VERSION, batch_header, root_statement
     from certificates.merkle import MerkleTree
 
@@ -197,10 +211,12 @@ def _moment(value: Any) -> dt.datetime | None:
 def verify_use_copy(parts: list[str], header: dict[str, Any], header_bytes: bytes, payload_bytes: bytes,
                     signature: bytes, trust: "TrustStore", *, at: dt.datetime,
                     status_lookup: "StatusLookup | None" = None,
-                    status_source: "StatusSource | None" = None, sealed: bool = False) -> "Verification":
+                    status_source: "StatusSource | None" = None, sealed: bool = False,
+                    licence_token: str | None = None) -> "Verification":
     """Verify a use-copy whose token :func:`certificates.verify.verify_licence` has split and
     decoded (strict base64url); call that function, not this one. ``sealed``: the header is a
-    sealed copy's (checked there) and ``signature`` is its proof."""
+    sealed copy's (checked there) and ``signature`` is its proof. ``licence_token``: the
+    licence it was presented with (after ``~``), None when it came alone."""
     from dataclasses import replace
 
     from certificates.signing import parse_canonical
@@ -209,7 +225,7 @@ def verify_use_copy(parts: list[str], header: dict[str, Any], header_bytes: byte
     def fail(outcome: Outcome, detail: str, reason: str | None = None, **kw: Any) -> Verification:
         return Verification(outcome, reason or REASON_ZH[outcome], detail=detail, **kw)
 
-    if not sealed and (header.get("alg") != "Ed25519" or header.get("ver") != USE_COPY_VERSION):
+    if not sealed and (header.get("alg") != "Ed25519" or header.get("ver") != _HEADER_VERSION):
         return fail(Outcome.MALFORMED, "unsupported_header")
     hub = trust.service(header["kid"])
     if hub is None:
@@ -229,8 +245,14 @@ def verify_use_copy(parts: list[str], header: dict[str, Any], header_bytes: byte
         payload, canonical = parse_canonical(payload_bytes)
     except (UnicodeDecodeError, ValueError):
         return fail(Outcome.MALFORMED, "bad_payload")
-    if not isinstance(payload, dict) or payload.get("ver") != USE_COPY_VERSION or set(payload) != _FIELDS \
-            or not canonical or not isinstance(payload["licence"], str):
+    if not isinstance(payload, dict) or not canonical:
+        return fail(Outcome.MALFORMED, "unsupported_use_copy")
+    if payload.get("ver") == USE_COPY_VERSION and set(payload) == _FIELDS \
+            and isinstance(payload["licence_sha256"], str):
+        embedded = None
+    elif payload.get("ver") == 1 and set(payload) == _FIELDS_V1 and isinstance(payload["licence"], str):
+        embedded = payload["licence"]  # a version-1 copy carries its licence
+    else:
         return fail(Outcome.MALFORMED, "unsupported_use_copy")
     issued_at, expires_at = _moment(payload["issued_at"]), _moment(payload["expires_at"])
     if issued_at is None or expires_at is None or expires_at <= issued_at:
@@ -255,7 +277,18 @@ def verify_use_copy(parts: list[str], header: dict[str, Any], header_bytes: byte
         return fail(Outcome.NOT_YET_VALID, "use_copy_not_yet_valid", "加注件尚未生效，请核对系统时间",
                     use_copy=copy_info)
 
-    inner = verify_licence(payload["licence"], trust, at=at, status_lookup=status_lookup,
+    if embedded is not None:
+        if licence_token is not None and licence_token != embedded:
+            return fail(Outcome.MALFORMED, "licence_mismatch", "所附证照与加注件载明的证照不一致",
+                        use_copy=copy_info)
+        licence_token = embedded
+    elif licence_token is None:
+        return fail(Outcome.MALFORMED, "licence_not_presented", "加注件须与所附证照一并出示（加注件~证照）",
+                    use_copy=copy_info)
+    elif not hmac.compare_digest(licence_digest(licence_token), payload["licence_sha256"]):
+        return fail(Outcome.TAMPERED, "licence_digest_mismatch", "所附证照与加注件签章时的证照不符，请勿受理",
+                    use_copy=copy_info)
+    inner = verify_licence(licence_token, trust, at=at, status_lookup=status_lookup,
                            status_source=status_source)
     if inner.use_copy is not None:
         return fail(Outcome.MALFORMED, "nested_use_copy", use_copy=copy_info)

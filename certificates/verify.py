@@ -30,7 +30,9 @@ A use-copy (加注件, header ``typ`` ``vnd.onewindow.use-copy+jws``, or
 ``vnd.onewindow.use-copy+mtp`` for copies sealed together under one hub signature) is handed
 to :func:`certificates.usecopy.verify_use_copy` after step 1: hub service signature (for a
 sealed copy: its Merkle proof to a root whose statement the hub service key signed), the
-copy's window (``USE_COPY_EXPIRED``), then the wrapped licence through these same steps.
+copy's window (``USE_COPY_EXPIRED``), then the licence it references through these same
+steps. A use-copy is presented as ``<use-copy>~<licence token>``: it names its licence by the
+SHA-256 digest of the token (``certificates.usecopy``), so the licence comes beside it.
 
 Two caches save work without changing any outcome: decoded headers by the header
 segment's exact text (1,024), and checked batch root statements by (issuer public key,
@@ -267,6 +269,9 @@ def verify_licence(token: str, trust: TrustStore, *, at: dt.datetime,
     if not isinstance(token, str):
         return _malformed("not_a_string")
     token = token.strip()
+    presented = None  # the licence a use-copy is presented with: "<use-copy>~<licence>"
+    if "~" in token:
+        token, _, presented = token.partition("~")
     cut1 = token.find(".")
     cut2 = token.find(".", cut1 + 1)
     if cut1 < 0 or cut2 < 0 or token.find(".", cut2 + 1) >= 0:
@@ -287,7 +292,9 @@ def verify_licence(token: str, trust: TrustStore, *, at: dt.datetime,
 
         return verify_use_copy(token.split("."), dict(header), header_bytes, payload_bytes, signature, trust,
                                at=at, status_lookup=status_lookup, status_source=status_source,
-                               sealed=kind == "use_copy_sealed")
+                               sealed=kind == "use_copy_sealed", licence_token=presented)
+    if presented is not None:  # only a use-copy is presented with a licence
+        return _malformed("not_compact_jws")
 
     signer = trust.issuer(header["kid"])
     if signer is None:

@@ -16,7 +16,7 @@ from certificates import Outcome, canonical_json, issue_licence, verify_licence
 from certificates.pki import HubServiceKey
 from certificates.signing import b64url
 from certificates.trust import HUB_SERVICE_EKU, LICENCE_SIGNING_EKU, TrustStore, service_kid
-from certificates.usecopy import USE_COPY_TYPE, make_use_copy
+from certificates.usecopy import USE_COPY_TYPE, licence_digest, make_use_copy
 from tests.certificates.factories import T0, make_cert_row
 
 AT = T0 + dt.timedelta(days=1)
@@ -36,7 +36,7 @@ def _copy(keyring, lic, *, at=AT, signer=None):
 
 
 def _parts(token):
-    h, p, s = token.split(".")
+    h, p, s = token.partition("~")[0].split(".")  # a presented copy: the copy, "~", its licence
     return (json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4))),
             json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))), s)
 
@@ -96,7 +96,9 @@ def test_use_copy_format_and_valid(keyring, trust):
     token = _copy(keyring, lic)
     header, payload, _ = _parts(token)
     assert header == {"alg": "Ed25519", "kid": keyring.service.kid, "typ": USE_COPY_TYPE, "ver": 1}
-    assert payload["licence"] == lic.token and payload["licence_id"] == lic.licence_id
+    assert token.partition("~")[2] == lic.token  # presented with its licence
+    assert payload["ver"] == 2 and "licence" not in payload
+    assert payload["licence_sha256"] == licence_digest(lic.token) and payload["licence_id"] == lic.licence_id
     assert payload["purpose"] == PURPOSE and payload["requester"] == REQUESTER and payload["log_seq"] == 7
     assert payload["issued_at"] == "2026-11-02T09:00:00+08:00" and payload["expires_at"] == "2026-11-05T09:00:00+08:00"
     assert "K-1" in payload["stamp"] and "2026年11月05日" in payload["stamp"]
@@ -118,13 +120,16 @@ def test_use_copy_expired_and_not_yet_valid(keyring, trust):
 
 
 def test_use_copy_tampered(keyring, trust):
-    token = _copy(keyring, _licence(keyring))
-    h, p, s = token.split(".")
+    lic = _licence(keyring)
+    token = _copy(keyring, lic)
+    copy, _, licence = token.partition("~")
+    h, p, s = copy.split(".")
     _, payload, _ = _parts(token)
     for field, value in (("purpose", {**PURPOSE, "item": "000173010000"}),
                          ("expires_at", "2027-11-05T09:00:00+08:00"),
-                         ("requester", {**REQUESTER, "client_id": "someone-else"})):
-        forged = f"{h}.{b64url(canonical_json({**payload, field: value}))}.{s}"
+                         ("requester", {**REQUESTER, "client_id": "someone-else"}),
+                         ("licence_sha256", licence_digest(_licence(keyring, cert_number="JY2").token))):
+        forged = f"{h}.{b64url(canonical_json({**payload, field: value}))}.{s}~{licence}"
         result = verify_licence(forged, trust, at=AT)
         assert result.outcome is Outcome.TAMPERED and result.detail == "bad_signature", field
     # every byte of the token, sampled: never valid
@@ -133,6 +138,41 @@ def test_use_copy_tampered(keyring, trust):
         mutated = bytearray(raw)
         mutated[pos] ^= 0x01
         assert not verify_licence(mutated.decode("latin-1"), trust, at=AT).ok, pos
+
+
+def test_use_copy_is_verified_with_the_licence_it_names(keyring, trust):
+    """The copy names its licence by digest: alone it is malformed, with another licence
+    (even a valid one of the same holder) tampered; a second "~" part is not a licence."""
+    lic, other = _licence(keyring), _licence(keyring, cert_number="JY13301060000002")
+    copy = _copy(keyring, lic).partition("~")[0]
+    alone = verify_licence(copy, trust, at=AT)
+    assert alone.outcome is Outcome.MALFORMED and alone.detail == "licence_not_presented"
+    assert alone.use_copy["purpose"] == PURPOSE
+    swapped = verify_licence(f"{copy}~{other.token}", trust, at=AT)
+    assert swapped.outcome is Outcome.TAMPERED and swapped.detail == "licence_digest_mismatch"
+    assert verify_licence(f"{copy}~{lic.token}~{lic.token}", trust, at=AT).outcome is Outcome.TAMPERED
+    assert verify_licence(f"{copy}~", trust, at=AT).outcome is Outcome.TAMPERED
+    assert verify_licence(f" {copy}~{lic.token}\n", trust, at=AT).ok
+    # a licence is never "presented" with another one
+    bare = verify_licence(f"{lic.token}~{lic.token}", trust, at=AT)
+    assert bare.outcome is Outcome.MALFORMED and bare.detail == "not_compact_jws"
+
+
+def test_version_1_copies_embedding_the_licence_still_verify(keyring, trust):
+    """Copies stamped before the digest reference carried the licence token (payload ver 1)."""
+    lic, other = _licence(keyring), _licence(keyring, cert_number="JY13301060000002")
+    payload = {"ver": 1, "licence_id": lic.licence_id, "licence": lic.token, "purpose": PURPOSE,
+               "requester": REQUESTER, "issued_at": "2026-11-02T09:00:00+08:00",
+               "expires_at": "2026-11-05T09:00:00+08:00", "log_seq": 7, "stamp": "仅供…"}
+    old = keyring.service.sign(payload, typ=USE_COPY_TYPE)
+    result = verify_licence(old, trust, at=AT)
+    assert result.ok and result.licence_id == lic.licence_id and result.use_copy["log_seq"] == 7
+    assert verify_licence(f"{old}~{lic.token}", trust, at=AT).ok
+    assert verify_licence(f"{old}~{other.token}", trust, at=AT).detail == "licence_mismatch"
+    # a version-2 copy with the licence embedded (or a version-1 one without) is not a format
+    for bad in ({**payload, "ver": 2}, {k: v for k, v in payload.items() if k != "licence"}):
+        assert verify_licence(keyring.service.sign(bad, typ=USE_COPY_TYPE) + "~" + lic.token, trust,
+                              at=AT).detail == "unsupported_use_copy"
 
 
 def test_use_copy_by_an_unknown_key_or_the_root_is_unknown_issuer(hub):
@@ -202,17 +242,19 @@ def test_jwcrypto_verifies_a_use_copy_with_the_jwks_only(hub):
     token = _copy(keyring, lic)
     keyset = jwk.JWKSet.from_json((layout.trust / "jwks.json").read_text())
     obj = jws.JWS()
-    obj.deserialize(token)
+    copy, _, licence = token.partition("~")
+    obj.deserialize(copy)
     obj.allowed_algs = ["Ed25519"]
     obj.verify(keyset.get_key(obj.jose_header["kid"]))
     body = json.loads(obj.payload)
     assert obj.jose_header["typ"] == USE_COPY_TYPE and body["purpose"] == PURPOSE
-    inner = jws.JWS()  # and the licence inside it, with the same JWKS
-    inner.deserialize(body["licence"])
+    assert body["licence_sha256"] == licence_digest(licence)  # the licence it names, by digest
+    inner = jws.JWS()  # and that licence, with the same JWKS
+    inner.deserialize(licence)
     inner.allowed_algs = ["Ed25519"]
     inner.verify(keyset.get_key(inner.jose_header["kid"]))
     assert json.loads(inner.payload)["licence_id"] == lic.licence_id
-    h, p, s = token.split(".")
+    h, p, s = copy.split(".")
     tampered = jws.JWS()
     tampered.deserialize(f"{h}.{b64url(canonical_json({**body, 'log_seq': 8}))}.{s}")
     tampered.allowed_algs = ["Ed25519"]

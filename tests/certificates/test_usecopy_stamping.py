@@ -1,4 +1,4 @@
-"""Use-copy stamping splices the licence token into the canonical payload: same bytes, same token."""
+"""Use-copy stamping: the canonical payload (the licence named by digest), the hub service key's JWS."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import pytest
 
 from certificates import canonical_json, issue_licence, verify_licence
-from certificates.usecopy import USE_COPY_TYPE, _payload_bytes, make_use_copy
+from certificates.usecopy import USE_COPY_TYPE, licence_digest, make_use_copy
 from tests.certificates.factories import T0, make_cert_row
 
 AT = T0 + dt.timedelta(days=1)
@@ -31,25 +31,27 @@ def test_stamped_token_is_the_whole_payload_signed(keyring, trust, purpose):
     lic = issue_licence(row, keyring.issuer(row["issuer_code"]), at=T0)
     copy = make_use_copy(keyring.service, licence_id=lic.licence_id, licence_token=lic.token, purpose=purpose,
                          requester=REQUESTER, at=AT, ttl=dt.timedelta(hours=72), log_seq=9)
-    header, payload_segment, _ = copy["token"].split(".")
+    compact, sep, licence = copy["token"].partition("~")
+    assert sep and licence == lic.token  # presented with its licence
+    header, payload_segment, _ = compact.split(".")
     payload_bytes = _decode(payload_segment)
     payload = json.loads(payload_bytes)
-    assert payload["licence"] == lic.token and payload["purpose"] == purpose
+    assert payload["licence_sha256"] == licence_digest(lic.token) and payload["purpose"] == purpose
     assert canonical_json(payload) == payload_bytes  # RFC 8785, byte for byte
     # the same compact JWS the hub service key makes over the whole payload (Ed25519 is deterministic)
-    assert keyring.service.sign(payload, typ=USE_COPY_TYPE) == copy["token"]
+    assert keyring.service.sign(payload, typ=USE_COPY_TYPE) == compact
     assert json.loads(_decode(header))["typ"] == USE_COPY_TYPE
     result = verify_licence(copy["token"], trust, at=AT + dt.timedelta(hours=1))
     assert result.ok, result.detail
     assert result.use_copy["purpose"] == purpose and result.use_copy["log_seq"] == 9
 
 
-@pytest.mark.parametrize("token", ["a.b.c", "", "x\"y", "x\\y", "tab\there", "中文.token", "del\x7f"])
-def test_payload_bytes_equal_canonical_json_for_any_token(token):
-    payload = {"ver": 1, "licence_id": "L-1", "licence": token, "purpose": PURPOSES[1],
-               "requester": REQUESTER, "issued_at": "2026-11-02T08:00:00+08:00",
-               "expires_at": "2026-11-05T08:00:00+08:00", "log_seq": 3, "stamp": "仅供…"}
-    assert _payload_bytes(payload) == canonical_json(payload)
+@pytest.mark.parametrize("token", ["a.b.c", "", "x\"y", "tab\there", "中文.token"])
+def test_licence_digest_is_sha256_of_the_token_base64url(token):
+    import hashlib
+
+    expected = base64.urlsafe_b64encode(hashlib.sha256(token.encode("utf-8")).digest()).rstrip(b"=").decode()
+    assert licence_digest(token) == expected and len(expected) == 43
 
 
 @pytest.mark.parametrize("at, ttl", [

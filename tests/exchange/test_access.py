@@ -247,6 +247,7 @@ def _share_hub_keys(keyring, layout, tmp_path_factory):
 def test_licence_read_returns_a_use_copy_stamped_with_purpose_and_expiry(app, world, layout, keyring,
                                                                          tmp_path_factory):
     from certificates import Keyring, Outcome, TrustStore, verify_licence
+    from certificates.usecopy import licence_digest
 
     _share_hub_keys(keyring, layout, tmp_path_factory)
     http, store = app.state.http, app.state.service_store
@@ -263,21 +264,25 @@ def test_licence_read_returns_a_use_copy_stamped_with_purpose_and_expiry(app, wo
     h, p, s = copy["token"].split(".")
     assert json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))["kid"] == \
         Keyring.load_or_create(layout, at=NOW).service.kid
-    result = verify_licence(copy["token"], trust, at=NOW)
+    # the copy names the licence by digest and is presented with the answer's licence token
+    assert body["token"] == lic["token"] and lic["token"] not in copy["token"]
+    presented = f"{copy['token']}~{body['token']}"
+    result = verify_licence(presented, trust, at=NOW)
     assert result.outcome is Outcome.VALID and result.licence_id == lic["licence_id"]
+    assert verify_licence(copy["token"], trust, at=NOW).detail == "licence_not_presented"
     payload = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
-    assert payload["licence"] == lic["token"] and payload["licence_id"] == lic["licence_id"]
+    assert payload["licence_sha256"] == licence_digest(lic["token"]) and payload["licence_id"] == lic["licence_id"]
     assert result.use_copy["purpose"] == {"item": RESTAURANT, "case": "U-1", "clerk": "clerk-42"}
     assert result.use_copy["requester"] == {"client_id": "sys-11330100002496126K", "department": "11330100002496126K"}
     assert payload["log_seq"] == store.log_records()[-1].seq
-    expired = verify_licence(copy["token"], trust, at=NOW + dt.timedelta(hours=72))
+    expired = verify_licence(presented, trust, at=NOW + dt.timedelta(hours=72))
     assert expired.outcome is Outcome.USE_COPY_EXPIRED
     forged = dict(payload)
     forged["purpose"] = {**payload["purpose"], "item": "000173010000"}
     from certificates import canonical_json
     from certificates.signing import b64url
 
-    tampered = verify_licence(f"{h}.{b64url(canonical_json(forged))}.{s}", trust, at=NOW)
+    tampered = verify_licence(f"{h}.{b64url(canonical_json(forged))}.{s}~{body['token']}", trust, at=NOW)
     assert tampered.outcome is Outcome.TAMPERED
 
 
@@ -312,8 +317,10 @@ def test_reads_answered_together_are_sealed_under_one_hub_signature(app, world, 
     records = {json.loads(r.record)["purpose"]["case"]: r.seq for r in store.log_records()}
     signatures = set()
     for case, resp in zip(cases, responses):
-        token = resp.json()["use_copy"]["token"]
-        h, p, s = token.split(".")
+        answer = resp.json()
+        copy = answer["use_copy"]["token"]
+        token = f"{copy}~{answer['token']}"  # presented with the licence it names
+        h, p, s = copy.split(".")
         header = json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))
         assert header["typ"] == SEALED_TYPE and header["bsz"] == len(cases), header
         signatures.add(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))[5:69])

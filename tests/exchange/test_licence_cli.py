@@ -178,8 +178,9 @@ def test_use_copies_verify_offline_with_their_own_exit_codes(world, tmp_path):
     assert "加注件" in result.output and "K-1" in result.output
     result = run(path, "--at", (issued + dt.timedelta(hours=72)).isoformat())
     assert result.exit_code == 21 and "use_copy_expired" in result.output, result.output
-    h, p, s = path.read_text().split(".")
-    path.write_text(f"{h}.{p}.{s[:-4]}{'AAAA' if s[-4:] != 'AAAA' else 'BBBB'}")
+    copy, _, licence = path.read_text().partition("~")  # presented: the copy, "~", its licence
+    h, p, s = copy.split(".")
+    path.write_text(f"{h}.{p}.{s[:-4]}{'AAAA' if s[-4:] != 'AAAA' else 'BBBB'}~{licence}")
     assert run(path, "--at", CHECK).exit_code == 11
     path.write_text(_use_copy(layout, tokens["revoked"], at=issued))  # the wrapped licence decides
     assert run(path, "--at", CHECK).exit_code == 15

@@ -5,7 +5,8 @@ round of the loop are sealed together: one hub signature over the Merkle root of
 payloads, a proof per copy (:func:`certificates.usecopy.seal_use_copies`). The reads whose
 usage-log batch committed together resume in the same round, so under load a seal holds
 about one log batch; a lone read gets the plain JWS. Either verifies through
-``certificates.verify_licence``.
+``certificates.verify_licence``. A copy names its licence by digest; the read's answer
+carries the licence token beside it, and the pair is presented as ``use_copy.token~token``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from certificates.usecopy import make_use_copy, seal_use_copies, use_copy_payload
+from certificates.usecopy import PRESENT_SEP, make_use_copy, seal_use_copies, use_copy_payload
 from exchange.api.core.access import Decision
 from warehouse.datadir import Layout
 
@@ -66,8 +67,10 @@ class UseCopies:
                 "at": at, "ttl": self.ttl, "log_seq": decision.seq}
 
     def stamp(self, decision: Decision, *, licence_id: str, token: str, at: dt.datetime) -> dict[str, Any]:
-        """One use-copy, signed on its own (``{"token", "expires_at", "stamp"}``)."""
-        return make_use_copy(self.signer(at), **self._fields(decision, licence_id, token, at))
+        """One use-copy, signed on its own (``{"token", "expires_at", "stamp"}``; ``token`` the copy
+        alone, as :meth:`stamp_async` answers it)."""
+        copy = make_use_copy(self.signer(at), **self._fields(decision, licence_id, token, at))
+        return {**copy, "token": copy["token"].partition(PRESENT_SEP)[0]}
 
     async def stamp_async(self, decision: Decision, *, licence_id: str, token: str,
                           at: dt.datetime) -> dict[str, Any]:
