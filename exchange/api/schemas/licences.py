@@ -8,7 +8,9 @@ from pydantic import BaseModel, Field
 
 
 class UseCopy(BaseModel):
-    token: str = Field(description="compact JWS (typ vnd.onewindow.use-copy+jws) embedding the licence")
+    token: str = Field(description=(
+        "compact JWS (typ vnd.onewindow.use-copy+jws, or +mtp when sealed with others) naming the "
+        "licence by SHA-256 digest; present and verify it as `<use_copy.token>~<token>`"))
     expires_at: str
     stamp: str = Field(description="the 加注 text: purpose and expiry")
 
@@ -32,7 +34,8 @@ class Licence(BaseModel):
 
 class VerifyRequest(BaseModel):
     token: str = Field(min_length=1, max_length=65536,
-                       description="compact JWS of a licence, a batch-issued licence or a use-copy (加注件)")
+                       description="compact JWS of a licence or a batch-issued licence, or a use-copy (加注件) "
+                                   "presented with its licence: `<use_copy.token>~<token>`")
 
 
 class VerifyResponse(BaseModel):
