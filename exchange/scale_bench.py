@@ -170,7 +170,7 @@ def _dir_bytes(root: Path) -> int:
 # ----------------------------------------------------------------------------- one size (child)
 def measure_size(persons: int, root: Path, *, seconds: float, log: Any = None) -> dict:
     """Run every phase at ``persons`` in data directory ``root``; return the size's record."""
-    from exchange.departments import BASE_DATE, simulate
+    from exchange.departments import BASE_DATE
     from exchange.pipeline import _check_issued_licences, extract_step, load_step, publish_step, validate_step
     from exchange.serve_bench import _environ
     from exchange.sources.interval import Interval
@@ -193,7 +193,7 @@ def measure_size(persons: int, root: Path, *, seconds: float, log: Any = None) -
         say("simulating the departments …")
         with mem.phase("simulate"):
             t0 = time.perf_counter()
-            summary = simulate(layout, persons=persons, seed=SEED, day=0, defect_rate=0.0)
+            _simulate_apart(layout.root, persons)
             secs["simulate"] = time.perf_counter() - t0
         say("ingesting …")
         with mem.phase("ingest"):
@@ -251,12 +251,40 @@ def measure_size(persons: int, root: Path, *, seconds: float, log: Any = None) -
             "pipeline": round(sum(secs[p] for p in PIPELINE) / persons * 1e6, 2)},
         "us_per_certificate": {p: round(secs[p] / counts["certificates"] * 1e6, 2) for p in PIPELINE},
         "peak_rss_mb": {k: round(v, 1) for k, v in mem.peaks.items()},
+        "duckdb_memory_limit": os.environ.get("ONEWINDOW_DUCKDB_MEMORY_LIMIT"),
         "largest_process_mb": {k: round(v, 1) for k, v in mem.largest.items()},
         "ru_maxrss_mb": {"main": round(self_rss, 1)},
         "disk_mb": round(disk / 2**20, 1), "disk_mb_by_dir": disk_parts,
         "licence_files_mb": round(licence_files / 2**20, 1), "snapshot_mb": round(snapshot_bytes / 2**20, 1),
         "lookup": lookup,
     }
+
+
+def _simulate(root: str, persons: int) -> None:
+    from exchange.departments import simulate
+    from warehouse.datadir import Layout
+
+    simulate(Layout(Path(root)), persons=persons, seed=SEED, day=0, defect_rate=0.0)
+
+
+def _simulate_apart(root: Path, persons: int) -> None:
+    """The simulated departments, written by a process of their own: their generators' memory
+    (10 GB at 10M persons) is freed when it exits instead of staying in the heap of the process
+    that then runs the hub's steps (the departments are other systems, not the hub)."""
+    import multiprocessing
+
+    proc = multiprocessing.get_context("spawn").Process(target=_simulate, args=(str(root), persons),
+                                                        name="simulated-departments")
+    proc.start()
+    proc.join()
+    if proc.exitcode != 0:
+        raise ScaleBenchError(f"simulating {persons:,} persons failed (exit {proc.exitcode}); see the output above")
+
+
+def duckdb_memory_limit_gb(total_bytes: int) -> int:
+    """The DuckDB memory bound for a size's child: a third of the machine (at least 1 GB), so
+    DuckDB's operators spill instead of taking 80% of it beside the process's own data."""
+    return max(1, total_bytes // 3 // 2**30)
 
 
 def measure_lookup(layout, snapshot: Path, *, seconds: float) -> dict:
@@ -314,11 +342,19 @@ def run_size(persons: int, workdir: Path, *, seconds: float, log: Any = None) ->
     out = workdir / f"scale-{persons}.json"
     shutil.rmtree(root, ignore_errors=True)
     cmd = [sys.executable, "-m", "exchange.scale_bench", str(persons), str(root), str(out), str(seconds)]
+    import psutil
+
+    from warehouse.duck import MEMORY_LIMIT_ENV, TEMP_DIR_ENV
+
+    env = os.environ.copy()
+    env.setdefault(MEMORY_LIMIT_ENV, f"{duckdb_memory_limit_gb(psutil.virtual_memory().total)}GB")
+    spill = workdir / f"scale-{persons}.duckdb-spill"  # beside the data directory: not counted as its disk
+    env.setdefault(TEMP_DIR_ENV, str(spill))
     with _held(os.environ.get(LOCK_ENV)) as waited:
         if log:
             log(f"scale {label(persons)}: started (waited {waited:.0f} s for the lock)")
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, env=os.environ.copy(), stdout=2, stderr=2)  # keep stdout for --json
+        proc = subprocess.run(cmd, env=env, stdout=2, stderr=2)  # keep stdout for --json
         wall = time.perf_counter() - t0
     try:
         if proc.returncode != 0 or not out.is_file():
@@ -326,6 +362,7 @@ def run_size(persons: int, workdir: Path, *, seconds: float, log: Any = None) ->
                                   f"its output is above, its data directory is {root}")
         record = json.loads(out.read_text(encoding="utf-8"))
     finally:
+        shutil.rmtree(spill, ignore_errors=True)
         if proc.returncode == 0:
             shutil.rmtree(root, ignore_errors=True)
     record["child_wall_s"] = round(wall, 1)

@@ -19,6 +19,12 @@ _EXTENSIONS = {
 }
 
 
+# DuckDB's own default memory limit is 80% of the machine's memory, per database instance; a
+# process that holds other data (a worker, a benchmark) can set a lower bound and where to spill
+MEMORY_LIMIT_ENV = "ONEWINDOW_DUCKDB_MEMORY_LIMIT"  # e.g. "6GB"
+TEMP_DIR_ENV = "ONEWINDOW_DUCKDB_TEMP_DIR"  # where operators spill beyond the limit
+
+
 class ExtensionMissing(RuntimeError):
     """A DuckDB extension package is not installed; `make venv` installs it from requirements.lock."""
 
@@ -44,10 +50,19 @@ def literal(value: str | os.PathLike[str]) -> str:
 
 def connect(path: str | os.PathLike[str] = ":memory:", *, read_only: bool = False,
             extensions: tuple[str, ...] = (), threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """Open DuckDB with automatic extension downloads switched off and the named extensions loaded."""
+    """Open DuckDB with automatic extension downloads switched off and the named extensions loaded.
+
+    ``ONEWINDOW_DUCKDB_MEMORY_LIMIT`` / ``ONEWINDOW_DUCKDB_TEMP_DIR``, when set, bound the
+    memory DuckDB's operators and buffer pool use and say where they spill beyond it.
+    """
     config = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
     if threads:
         config["threads"] = str(threads)
+    if os.environ.get(MEMORY_LIMIT_ENV):
+        config["memory_limit"] = os.environ[MEMORY_LIMIT_ENV]
+    if os.environ.get(TEMP_DIR_ENV):
+        Path(os.environ[TEMP_DIR_ENV]).mkdir(parents=True, exist_ok=True)
+        config["temp_directory"] = os.environ[TEMP_DIR_ENV]
     con = duckdb.connect(str(path), read_only=read_only, config=config)
     for name in extensions:
         con.execute(f"LOAD '{extension_path(name)}'")
