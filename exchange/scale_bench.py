@@ -177,6 +177,7 @@ def measure_size(persons: int, root: Path, *, seconds: float, log: Any = None) -
     from warehouse.build import issue_pending
     from warehouse.licence_store import files_dir
     from warehouse.datadir import ENV_VAR, Layout
+    from warehouse.duck import MEMORY_LIMIT_ENV
 
     layout = Layout(root).ensure()
     interval = Interval.for_day(BASE_DATE)
@@ -251,7 +252,7 @@ def measure_size(persons: int, root: Path, *, seconds: float, log: Any = None) -
             "pipeline": round(sum(secs[p] for p in PIPELINE) / persons * 1e6, 2)},
         "us_per_certificate": {p: round(secs[p] / counts["certificates"] * 1e6, 2) for p in PIPELINE},
         "peak_rss_mb": {k: round(v, 1) for k, v in mem.peaks.items()},
-        "duckdb_memory_limit": os.environ.get("ONEWINDOW_DUCKDB_MEMORY_LIMIT"),
+        "duckdb_memory_limit": os.environ.get(MEMORY_LIMIT_ENV),
         "largest_process_mb": {k: round(v, 1) for k, v in mem.largest.items()},
         "ru_maxrss_mb": {"main": round(self_rss, 1)},
         "disk_mb": round(disk / 2**20, 1), "disk_mb_by_dir": disk_parts,

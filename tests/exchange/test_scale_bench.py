@@ -48,6 +48,8 @@ def test_scale_bench_runs_end_to_end_at_tiny_sizes(tmp_path, monkeypatch, capsys
     monkeypatch.setenv("ONEWINDOW_BENCH_SCALE_SECONDS", "1")
     monkeypatch.setenv("ONEWINDOW_BENCH_SCALE_LOCK", str(tmp_path / "heavy.lock"))
     monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.delenv("ONEWINDOW_DUCKDB_MEMORY_LIMIT", raising=False)  # the bench sets its own bound
+    monkeypatch.delenv("ONEWINDOW_DUCKDB_TEMP_DIR", raising=False)
     run_benchmarks(persons=300, only=["scale"], as_json=True, console=Console(stderr=True))
     result = json.loads(capsys.readouterr().out)
     scale = result["scale"]
@@ -68,6 +70,12 @@ def test_scale_bench_runs_end_to_end_at_tiny_sizes(tmp_path, monkeypatch, capsys
         for phase, mb in r["largest_process_mb"].items():
             assert _real(mb) and 20 < mb <= r["peak_rss_mb"][phase] + 0.1, (phase, r["largest_process_mb"])
         assert r["ru_maxrss_mb"]["main"] > 50
+        # each size's DuckDB ran under a bound of a third of the machine (the child's environment)
+        import psutil
+
+        from exchange.scale_bench import duckdb_memory_limit_gb
+
+        assert r["duckdb_memory_limit"] == f"{duckdb_memory_limit_gb(psutil.virtual_memory().total)}GB"
         assert r["disk_mb"] > 0 and 0 < r["snapshot_mb"] <= r["disk_mb"]
         assert 0 < r["licence_files_mb"] < r["disk_mb"] and r["disk_mb_by_dir"]["departments"] > 0
         assert sum(r["disk_mb_by_dir"].values()) <= r["disk_mb"] + 0.5
