@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from cryptography.exceptions import InvalidSignature
 
 from certificates._time import CST, aware
@@ -74,8 +75,6 @@ def index_order_array(seed: str, size: int = LIST_SIZE) -> Any:
     """The order in which a list hands out its entries (numpy int64): a permutation seeded by ``seed``."""
     import hashlib
 
-    import numpy as np
-
     if seed.startswith(ORDER_V2):
         stream = hashlib.shake_256(f"onewindow.status-order/2:{seed}".encode("utf-8")).digest(8 * size)
         return np.argsort(np.frombuffer(stream, dtype=">u8"), kind="stable")
@@ -89,18 +88,31 @@ def index_order(seed: str, size: int = LIST_SIZE) -> list[int]:
     return index_order_array(seed, size).tolist()
 
 
-def encode_list(statuses: Mapping[int, str], size: int = LIST_SIZE) -> str:
-    """``encodedList`` for ``{index: status code}`` (multibase base64url of the GZIP bitstring)."""
-    bits = bytearray(size * STATUS_SIZE // 8)
-    for index, code in statuses.items():
-        if not 0 <= index < size:
-            raise ValueError(f"status index {index} outside a list of {size}")
-        value = int(code)
-        if not 0 < value < 16:
-            raise ValueError(f"status code {code!r} does not fit {STATUS_SIZE} bits")
-        byte, high = divmod(index, 2)
-        bits[byte] |= value << 4 if high == 0 else value
-    return "u" + b64url(gzip.compress(bytes(bits), mtime=0))
+def encode_list(statuses: "Mapping[int, str] | tuple[Any, Any]", size: int = LIST_SIZE) -> str:
+    """``encodedList`` for ``{index: status code}`` (multibase base64url of the GZIP bitstring),
+    or for ``(indices, codes)`` as two arrays (a list of a library's licences, without a Python
+    object per entry)."""
+    if isinstance(statuses, tuple):
+        index, values = (np.asarray(a, dtype=np.int64) for a in statuses)
+        if index.shape != values.shape:
+            raise ValueError(f"{len(index)} status indices for {len(values)} status codes")
+    else:
+        index = np.fromiter(statuses.keys(), dtype=np.int64, count=len(statuses))
+        values = np.fromiter((int(code) for code in statuses.values()), dtype=np.int64, count=len(statuses))
+    outside = np.flatnonzero((index < 0) | (index >= size))
+    if outside.size:
+        raise ValueError(f"status index {int(index[outside[0]])} outside a list of {size}")
+    unfit = np.flatnonzero((values <= 0) | (values >= 16))
+    if unfit.size:
+        raise ValueError(f"status code {int(values[unfit[0]]):02d} does not fit {STATUS_SIZE} bits")
+    if np.unique(index).size != index.size:
+        raise ValueError("a status index appears twice")
+    bits = np.zeros(size * STATUS_SIZE // 8, dtype=np.uint8)
+    byte, low = np.divmod(index, 2)
+    high = low == 0
+    bits[byte[high]] |= (values[high] << 4).astype(np.uint8)
+    bits[byte[~high]] |= values[~high].astype(np.uint8)
+    return "u" + b64url(gzip.compress(bits.tobytes(), mtime=0))
 
 
 def decode_entry(bitstring: bytes, index: int) -> int:
@@ -110,7 +122,7 @@ def decode_entry(bitstring: bytes, index: int) -> int:
 
 
 def sign_status_list(*, list_id: str, issuer_code: str, kid: str, private_key: Any,
-                     statuses: Mapping[int, str], at: dt.datetime,
+                     statuses: "Mapping[int, str] | tuple[Any, Any]", at: dt.datetime,
                      validity: dt.timedelta = DEFAULT_VALIDITY, until: dt.datetime | None = None) -> str:
     """The signed status list (compact JWS) valid from ``at`` for ``validity`` (or until ``until``)."""
     at = aware(at).astimezone(CST)

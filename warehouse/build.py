@@ -16,6 +16,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -53,7 +54,7 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode
     ``workers`` processes (default: one per CPU; a pool only for large builds).
     """
     from certificates import Keyring, publish_trust
-    from certificates.issue import DEFAULT_BATCH_SIZE, ROW_COLUMNS
+    from certificates.issue import DEFAULT_BATCH_SIZE
     from certificates.pki import warn_expiring
 
     mode = mode or os.environ.get(ENV_MODE, "batch")
@@ -70,17 +71,13 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode
             if not library.shared:
                 remove_orphans(con, files)
                 refresh_view(con, files)  # the data directory may have moved since the last build
-            pending = con.execute(f"""
-                SELECT {', '.join('c.' + c for c in ROW_COLUMNS)}, c.version,
-                       prev.licence_id AS prev_licence_id
-                FROM certificates c
-                LEFT JOIN licences l ON l.cert_key = c.cert_key AND l.version = c.version
-                LEFT JOIN licences prev ON prev.cert_key = c.cert_key AND prev.version = c.version - 1
-                WHERE l.licence_id IS NULL
-                ORDER BY c.cert_key""").fetch_arrow_table()
-            issued, reissued = issue_rows(con, pending, keyring=keyring, assigner=_StatusAssigner(con), mode=mode,
-                                          at=at, prefix=stamp, files=files, chunk=chunk, batch_size=batch_size,
-                                          workers=workers, guard=guard)
+            pending = read_pending(con, chunk)
+            try:
+                issued, reissued = issue_rows(con, pending, keyring=keyring, assigner=_StatusAssigner(con),
+                                              mode=mode, at=at, prefix=stamp, files=files, chunk=chunk,
+                                              batch_size=batch_size, workers=workers, guard=guard)
+            finally:
+                pending.close()
             total = con.execute("SELECT count(*) FROM licences").fetchone()[0]
             publish_status_lists(con, keyring, layout, at=at, published_at=published_at, guard=guard)
         return BuildResult(issued, reissued, total)
@@ -96,11 +93,80 @@ def issue_pending(layout: Layout, *, at: dt.datetime, chunk: int = 200_000, mode
     return retrying(attempt, what="the licence build")
 
 
-def issue_rows(con, pending: pa.Table, *, keyring, assigner: "_StatusAssigner", mode: str, at: dt.datetime,
-               prefix: str, files: Path, chunk: int = 200_000, batch_size: int,
+_PENDING_FROM = """
+    FROM certificates c
+    LEFT JOIN licences l ON l.cert_key = c.cert_key AND l.version = c.version
+    LEFT JOIN licences prev ON prev.cert_key = c.cert_key AND prev.version = c.version - 1
+    WHERE l.licence_id IS NULL"""
+
+
+@dataclass
+class PendingRows:
+    """The certificates to issue, streamed in ``cert_key`` order: ``num_rows`` and the
+    ``issuer_codes`` among them are counted first, then ``batches`` arrive as the worker pool
+    takes them, so the build holds one chunk of rows at a time, not all of them (a province's
+    first build issues hundreds of millions)."""
+
+    num_rows: int
+    issuer_codes: list[str]
+    batches: Iterator[pa.RecordBatch]
+    _reader: Any = None
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+def read_pending(con, chunk: int) -> PendingRows:
+    """The certificates lacking a licence at their current version (``ROW_COLUMNS`` +
+    ``version`` + ``prev_licence_id``), read through a cursor of their own so the build's
+    connection can commit chunk after chunk while they stream."""
+    from certificates.issue import ROW_COLUMNS
+
+    rows, codes = con.execute(
+        f"SELECT count(*), coalesce(list(DISTINCT c.issuer_code ORDER BY c.issuer_code), []) {_PENDING_FROM}"
+    ).fetchone()
+    database = con.execute("SELECT current_database()").fetchone()[0]
+    reader = con.cursor()
+    try:
+        reader.execute('USE "' + database.replace('"', '""') + '"')
+        stream = reader.execute(f"""
+            SELECT {', '.join('c.' + c for c in ROW_COLUMNS)}, c.version, prev.licence_id AS prev_licence_id
+            {_PENDING_FROM}
+            ORDER BY c.cert_key""").fetch_record_batch(max(1, min(chunk, 1_000_000)))
+    except BaseException:
+        reader.close()
+        raise
+    return PendingRows(rows, [c for c in codes if c is not None], iter(stream), reader)
+
+
+def _chunks(pending: "pa.Table | PendingRows", chunk: int) -> Iterator[pa.Table]:
+    """``pending`` in tables of exactly ``chunk`` rows (the last one shorter)."""
+    if isinstance(pending, pa.Table):
+        for offset in range(0, pending.num_rows, chunk):
+            yield pending.slice(offset, chunk)
+        return
+    held: list[pa.RecordBatch] = []
+    size = 0
+    for batch in pending.batches:
+        held.append(batch)
+        size += batch.num_rows
+        while size >= chunk:
+            table = pa.Table.from_batches(held)
+            yield table.slice(0, chunk)
+            rest = table.slice(chunk)
+            held, size = rest.to_batches(), rest.num_rows
+    if size:
+        yield pa.Table.from_batches(held)
+
+
+def issue_rows(con, pending: "pa.Table | PendingRows", *, keyring, assigner: "_StatusAssigner", mode: str,
+               at: dt.datetime, prefix: str, files: Path, chunk: int = 200_000, batch_size: int,
                workers: int | None = None, guard: LaneGuard | None = None) -> tuple[int, int]:
     """Issue and store licences for ``pending`` rows (``ROW_COLUMNS`` + ``version`` +
-    ``prev_licence_id``), ``chunk`` rows per transaction: status list entries, payloads,
+    ``prev_licence_id``; an Arrow table, or :class:`PendingRows` streamed by
+    :func:`read_pending`), ``chunk`` rows per transaction: status list entries, payloads,
     signatures or Merkle proofs, written as Parquet files into ``files`` and registered with
     the ``licence_batches`` rows (:mod:`warehouse.licence_store`). Returns (issued, reissued).
     The build and the licence benchmark both run exactly this.
@@ -119,18 +185,20 @@ def issue_rows(con, pending: pa.Table, *, keyring, assigner: "_StatusAssigner", 
     stored = StoredIds(con)
     issued = reissued = 0
     registered_at = at.astimezone(CST).replace(tzinfo=None)  # naive China Standard Time, as stored elsewhere
-    codes = pc.unique(pending.column("issuer_code")).to_pylist() if pending.num_rows else []
+    if isinstance(pending, pa.Table):
+        codes = pc.unique(pending.column("issuer_code")).to_pylist() if pending.num_rows else []
+    else:
+        codes = pending.issuer_codes
     kid_of = {code: keyring.issuer(code).kid for code in codes}
     keys = {kid_of[code]: keyring.issuer(code).private_key for code in codes}
     with JobRunner(keys, mode=mode, at=at, workers=workers, rows=pending.num_rows) as runner:
         inflight = None
-        for offset in range(0, pending.num_rows, chunk):
-            part = pending.slice(offset, chunk)
+        for k, part in enumerate(_chunks(pending, chunk)):
             issuers = part.column("issuer_code")
             lists, index = assigner.assign_arrays(issuers)
             kids = _kids(issuers, kid_of)
             rows = part.append_column("status_list", lists).append_column("status_index", pa.array(index, pa.int32()))
-            jobs = make_jobs(rows, kids, prefix=f"{prefix}-{offset // chunk:04d}", batch_size=batch_size, out_dir=files)
+            jobs = make_jobs(rows, kids, prefix=f"{prefix}-{k:04d}", batch_size=batch_size, out_dir=files)
             results = runner.submit(jobs)
             n_reissued = part.num_rows - part.column("prev_licence_id").null_count
             issued, reissued = issued + part.num_rows - n_reissued, reissued + n_reissued
@@ -139,6 +207,8 @@ def issue_rows(con, pending: pa.Table, *, keyring, assigner: "_StatusAssigner", 
             inflight = (jobs, results, assigner.fill())
         if inflight is not None:
             _store_chunk(con, files, *inflight, stored=stored, registered_at=registered_at, guard=guard)
+    if not isinstance(pending, pa.Table) and issued + reissued != pending.num_rows:
+        raise RuntimeError(f"{pending.num_rows:,} certificates were pending, {issued + reissued:,} were read")
     return issued, reissued
 
 
@@ -291,12 +361,7 @@ def _publish_status_lists(con, keyring, layout: Layout, *, at: dt.datetime,
 
     hours = os.environ.get(ENV_STATUS_VALIDITY)
     validity = dt.timedelta(hours=float(hours)) if hours else DEFAULT_VALIDITY
-    entries: dict[str, dict[int, str]] = {}
-    for list_id, index, status in con.execute("""
-            SELECT l.status_list, l.status_index, c.status FROM licences l
-            JOIN certificates c ON c.cert_key = l.cert_key
-            WHERE l.status_list IS NOT NULL""").fetchall():
-        entries.setdefault(list_id, {})[index] = status
+    entries = _status_entries(con)
     lists = con.execute("SELECT list_id, issuer_code FROM status_lists ORDER BY list_id").fetchall()
     valid_from = at.astimezone(CST).replace(tzinfo=None)
     from certificates._time import aware
@@ -305,9 +370,39 @@ def _publish_status_lists(con, keyring, layout: Layout, *, at: dt.datetime,
     for list_id, issuer_code in lists:
         issuer = keyring.issuer(issuer_code)
         token = sign_status_list(list_id=list_id, issuer_code=issuer_code, kid=issuer.kid,
-                                 private_key=issuer.private_key, statuses=entries.get(list_id, {}), at=at,
+                                 private_key=issuer.private_key, statuses=entries.get(list_id, _NO_ENTRIES), at=at,
                                  until=until)
         con.execute("UPDATE status_lists SET token = ?, valid_from = ?, valid_until = ? WHERE list_id = ?",
                     [token, valid_from, until.replace(tzinfo=None), list_id])
         write_list(layout.root / "status", list_id, token)
     return len(lists)
+
+
+_NO_ENTRIES = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+
+def _status_entries(con) -> dict[str, tuple[Any, Any]]:
+    """Each status list's (indices, status codes) from the licences and their certificates'
+    current status, as numpy arrays: a province's library has hundreds of millions of entries,
+    too many for a Python object each."""
+    import pyarrow.compute as pc
+
+    table = con.execute("""
+        SELECT l.status_list, l.status_index, TRY_CAST(c.status AS INTEGER) AS code
+        FROM licences l JOIN certificates c ON c.cert_key = l.cert_key
+        WHERE l.status_list IS NOT NULL
+        ORDER BY l.status_list""").fetch_arrow_table()
+    if table.column("code").null_count:
+        bad = con.execute("""
+            SELECT c.cert_key, c.status FROM licences l JOIN certificates c ON c.cert_key = l.cert_key
+            WHERE l.status_list IS NOT NULL AND TRY_CAST(c.status AS INTEGER) IS NULL LIMIT 1""").fetchone()
+        raise ValueError(f"certificate {bad[0]}: status {bad[1]!r} is not a status code")
+    lists = pc.dictionary_encode(table.column("status_list")).combine_chunks()
+    which = lists.indices.to_numpy(zero_copy_only=False)
+    index = table.column("status_index").to_numpy().astype(np.int64)
+    code = table.column("code").to_numpy().astype(np.int64)
+    del table
+    bounds = np.flatnonzero(np.diff(which)) + 1
+    starts, ends = np.concatenate([[0], bounds]), np.concatenate([bounds, [len(which)]])
+    names = lists.dictionary.to_pylist()
+    return {names[which[a]]: (index[a:b], code[a:b]) for a, b in zip(starts, ends) if b > a}

@@ -32,6 +32,27 @@ def test_encoding_is_the_w3c_bit_order_and_round_trips():
     assert len(bits) * 8 == LIST_SIZE * 4 and bits[0] == 0x27 and bits[-1] == 0x03 and not any(bits[1:-1])
 
 
+def test_arrays_encode_exactly_like_the_mapping_and_are_checked_the_same():
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    index = rng.choice(LIST_SIZE, size=5000, replace=False)
+    codes = rng.choice([1, 2, 3, 4, 5, 7], size=5000)
+    mapping = {int(i): f"{int(c):02d}" for i, c in zip(index, codes)}
+    assert encode_list((index, codes)) == encode_list(mapping)
+    assert encode_list((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))) == encode_list({})
+    with pytest.raises(ValueError, match="outside a list"):
+        encode_list((np.array([LIST_SIZE]), np.array([1])))
+    with pytest.raises(ValueError, match="outside a list"):
+        encode_list({-1: "01"})
+    with pytest.raises(ValueError, match="does not fit"):
+        encode_list((np.array([3]), np.array([16])))
+    with pytest.raises(ValueError, match="does not fit"):
+        encode_list({3: "00"})
+    with pytest.raises(ValueError, match="twice"):
+        encode_list((np.array([3, 3]), np.array([1, 2])))
+
+
 @pytest.mark.parametrize("seeds", [("seed-a", "seed-b"), "new"])
 def test_index_order_is_a_seeded_permutation_that_scatters_neighbours(seeds):
     from certificates.statuslist import new_seed

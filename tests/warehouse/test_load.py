@@ -134,3 +134,43 @@ def test_batch_over_threshold_is_rejected_and_library_untouched(tmp_path, monkey
     assert library_hash(layout) == before  # nothing merged, watermark not advanced
     status = query(layout.library, "SELECT status FROM quality_runs WHERE source_id = 'gongan_population'")
     assert status == [("rejected",)]
+
+
+def test_a_batch_merged_in_slices_builds_the_same_library(tmp_path, monkeypatch):
+    """Slicing bounds the merge's memory; it must not change a single row, version or history entry."""
+    from warehouse.load import ENV_SLICE_ROWS, merge_slices
+
+    def build(root, slice_rows):
+        if slice_rows:
+            monkeypatch.setenv(ENV_SLICE_ROWS, str(slice_rows))
+        else:
+            monkeypatch.delenv(ENV_SLICE_ROWS, raising=False)
+        layout = _simulated(root, days=0)
+        day0 = {s: run_steps(layout, s, DAY0)["loaded"] for s in SOURCES}
+        simulate(layout, persons=1200, seed=3, day=1)
+        day1 = {s: run_steps(layout, s, DAY1)["loaded"] for s in SOURCES}
+        return layout, day0, day1
+
+    whole, w0, w1 = build(tmp_path / "whole", None)
+    sliced, s0, s1 = build(tmp_path / "sliced", 97)  # 1,200 persons → 13 slices
+    assert merge_slices(1200) == 13
+    keys = ("certificates_new", "certificates_changed", "subjects_upserted")
+    for s in SOURCES:
+        assert [w0[s][k] for k in keys] == [s0[s][k] for k in keys], s
+        assert [w1[s][k] for k in keys] == [s1[s][k] for k in keys], s
+    assert w1["gongan_population"]["certificates_changed"] > 0  # the second day really changes rows
+    for table in ("certificates", "certificate_history", "subjects"):
+        sql = f"SELECT count(*), md5(string_agg(md5(CAST(t AS VARCHAR)), '' ORDER BY md5(CAST(t AS VARCHAR)))) FROM {table} t"
+        assert query(whole.library, sql) == query(sliced.library, sql), table
+    assert query(whole.library, "SELECT count(*) FROM certificate_history")[0][0] > 0
+
+
+def test_the_slice_size_is_checked(monkeypatch):
+    from warehouse.load import ENV_SLICE_ROWS, merge_slices
+
+    monkeypatch.delenv(ENV_SLICE_ROWS, raising=False)
+    assert merge_slices(0) == 1 and merge_slices(1_000_000) == 1 and merge_slices(1_000_001) == 2
+    for bad in ("0", "-5", "lots"):
+        monkeypatch.setenv(ENV_SLICE_ROWS, bad)
+        with pytest.raises(ValueError, match=ENV_SLICE_ROWS):
+            merge_slices(10)
