@@ -124,3 +124,36 @@ def test_scale_curve_renders_from_a_section():
     text = out.getvalue()
     assert text.count("issuance ") >= 2 and "1000→2000 (x2 persons)" in text
     assert "issuance x2.0" in text and "lookup p99 x2.0" in text
+
+
+def test_a_size_whose_lookup_fails_keeps_its_pipeline_figures(tmp_path, monkeypatch):
+    """A hub that cannot start on a size's snapshot (say, out of memory) leaves that size's
+    pipeline record standing, with the reason in place of the lookup figures; the curve and
+    the growth ratios still render, and the main table simply has no lookup figure for it."""
+    import io
+
+    from rich.console import Console
+
+    import exchange.scale_bench as sb
+    from exchange.serve_bench import BenchError
+
+    seen = {}
+
+    def no_server(layout, snapshot, *, seconds, certificates=0):
+        seen["certificates"] = certificates
+        raise BenchError("exchange.api.main:create_app exited with -9 at start: Killed")
+
+    monkeypatch.setenv("ONEWINDOW_ENV", "development")
+    monkeypatch.setattr(sb, "measure_lookup", no_server)
+    monkeypatch.delenv("ONEWINDOW_DUCKDB_MEMORY_LIMIT", raising=False)
+    monkeypatch.delenv("ONEWINDOW_DUCKDB_TEMP_DIR", raising=False)
+    r = sb.measure_size(300, tmp_path / "scale-300", seconds=1)
+    assert seen["certificates"] == r["certificates"] > 300
+    assert r["lookup"]["p99_ms"] is None and "exited with -9" in r["lookup"]["error"]
+    assert r["seconds"]["issuance"] > 0 and r["licences_issued"] == r["certificates"]
+    ok = dict(r, persons=150, label="150", lookup={"p99_ms": 3.0, "p99_ratio": 1.5, "anchor_p99_ms": 2.0})
+    g = sb.growth(ok, r)
+    assert g["lookup_p99"] is None and g["time_per_person"]["issuance"] > 0
+    out = io.StringIO()
+    sb.render({"per_size": {"150": ok, "300": r}, "growth_step": [g]}, Console(file=out, width=160))
+    assert "failed" in out.getvalue() and "exited with -9" in out.getvalue()
