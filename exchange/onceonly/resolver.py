@@ -313,6 +313,56 @@ def _holder_for(material: Material, applicant: Applicant) -> tuple[str | None, s
     return None, "未提供经办人证件号码，无法调取经办人证照"
 
 
+@dataclass(frozen=True)
+class _Step:
+    """One material of one item of a bundle, with everything about it that does not depend on the applicant."""
+
+    item: Item
+    material: Material
+    served: Served
+    text: str | None
+    canonical: str | None
+    type_keys: list[str]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A bundle's items (deduplicated, in request order) and their materials as :class:`_Step` s."""
+
+    items: tuple[Item, ...]
+    steps: tuple[_Step, ...]
+
+
+_PLANS: dict[tuple[int, tuple[str, ...]], tuple[Catalogue, _Plan]] = {}
+_PLAN_LIMIT = 4096  # distinct bundles kept; a client sending ever new ones only costs the rebuild
+
+
+def _plan(catalogue: Catalogue, item_codes: list[str]) -> _Plan:
+    """The :class:`_Plan` of a bundle, built once per catalogue object and list of codes.
+
+    Catalogues are immutable; the entry keeps its catalogue alive, so the ``id`` in the key is
+    never reused for another one. Raises :class:`UnknownItemError` (nothing is kept then).
+    """
+    key = (id(catalogue), tuple(item_codes))
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is catalogue:
+        return hit[1]
+    registry = catalogue.registry
+    items: list[Item] = []
+    for code in item_codes:
+        it = catalogue.get(code)
+        if not any(it is seen for seen in items):  # identity: comparing whole items is slow
+            items.append(it)
+    steps = tuple(_Step(it, m, Served(it.code, it.name, m.key, m.name, m.necessity, m.condition),
+                        *_static(m.satisfied_by, registry))
+                  for it in items for m in it.materials)
+    plan = _Plan(tuple(items), steps)
+    if len(_PLANS) >= _PLAN_LIMIT:
+        _PLANS.clear()
+    _PLANS[key] = (catalogue, plan)
+    return plan
+
+
 def resolve(catalogue: Catalogue, records: Records, applicant: Applicant,
             item_codes: list[str], *, at: dt.datetime,
             materials: MaterialRecords | None = None) -> Resolution:
@@ -325,11 +375,7 @@ def resolve(catalogue: Catalogue, records: Records, applicant: Applicant,
     """
     registry = catalogue.registry
     day = at.date()
-    items: list[Item] = []
-    for code in item_codes:
-        it = catalogue.get(code)
-        if not any(it is seen for seen in items):  # identity: comparing whole items is slow
-            items.append(it)
+    plan = _plan(catalogue, item_codes)
     certs_cache: dict[str, list[Mapping[str, Any]]] = {}
 
     def certs_of(code: str) -> list[Mapping[str, Any]]:
@@ -347,46 +393,50 @@ def resolve(catalogue: Catalogue, records: Records, applicant: Applicant,
         return mats_cache[code]
 
     memo: dict = {}  # leaf results (see evaluate); the lists above live as long as this call
+    # Whole expressions per (holder, canonical form): the same form is the same AND/OR tree of the
+    # same leaves, so it evaluates alike; with the refs of what it used when met.
+    evals: dict[tuple[str, str | None], tuple[_Eval, tuple[str | None, ...] | None]] = {}
     lines: dict[tuple, Requirement] = {}
     notes: list[str] = []
-    for it in items:
+    for it in plan.items:
         if it.applicant_type == "person" and applicant.code_type != "111":
             notes.append(f"事项「{it.name}」面向自然人，申请人证件类型为 {applicant.code_type}")
         if it.applicant_type == "organisation" and applicant.code_type != "001":
             notes.append(f"事项「{it.name}」面向法人或其他组织，申请人证件类型为 {applicant.code_type}")
-        for m in it.materials:
-            served = Served(it.code, it.name, m.key, m.name, m.necessity, m.condition)
-            holder, note = _holder_for(m, applicant)
-            text, canonical, type_keys = _static(m.satisfied_by, registry)
-            if m.satisfied_by is None:
-                key: tuple = ("material", it.code, m.key)
-                ev = _Eval(False, [], [], [])
-                note = note or "该材料须由申请人提交，无法通过证照库免提交"
-            elif holder is None:
-                key = ("must_submit", m.holder, canonical)
-                ev = _Eval(False, [], [text or ""], [])
-            else:
+    for step in plan.steps:
+        m = step.material
+        holder, note = _holder_for(m, applicant)
+        text, canonical = step.text, step.canonical
+        if m.satisfied_by is None:
+            key: tuple = ("material", step.item.code, m.key)
+            ev = _Eval(False, [], [], [])
+            note = note or "该材料须由申请人提交，无法通过证照库免提交"
+        elif holder is None:
+            key = ("must_submit", m.holder, canonical)
+            ev = _Eval(False, [], [text or ""], [])
+        else:
+            hit = evals.get((holder, canonical))
+            if hit is None:
                 ev = evaluate(m.satisfied_by, certs_of(holder), registry, day, materials_of(holder), memo)
-                if ev.met:
-                    key = ("on_file", m.holder, tuple(sorted(u.ref for u in ev.used)))
-                else:
-                    key = ("must_submit", m.holder, canonical)
-            line = lines.get(key)
-            if line is None:
-                line = lines[key] = Requirement(
-                    status="on_file" if ev.met else "must_submit",
-                    title=(" 且 ".join(u.licence_type_name for u in ev.used) if ev.met else m.name),
-                    holder_role=m.holder, holder_code=holder,
-                    satisfied_by=text, licence_types=list(type_keys),
-                    necessity=m.necessity, source_channel=m.source_channel,
-                    on_file=list(ev.used), missing=list(ev.missing), rejected=list(ev.rejected),
-                    note=note)
-            elif _NECESSITY_RANK[m.necessity] < _NECESSITY_RANK[line.necessity]:
-                line.necessity = m.necessity
-            line.serves.append(served)
+                hit = evals[holder, canonical] = (ev, tuple(sorted(u.ref for u in ev.used)) if ev.met else None)
+            ev, refs = hit
+            key = ("on_file", m.holder, refs) if ev.met else ("must_submit", m.holder, canonical)
+        line = lines.get(key)
+        if line is None:
+            line = lines[key] = Requirement(
+                status="on_file" if ev.met else "must_submit",
+                title=(" 且 ".join(u.licence_type_name for u in ev.used) if ev.met else m.name),
+                holder_role=m.holder, holder_code=holder,
+                satisfied_by=text, licence_types=list(step.type_keys),
+                necessity=m.necessity, source_channel=m.source_channel,
+                on_file=list(ev.used), missing=list(ev.missing), rejected=list(ev.rejected),
+                note=note)
+        elif _NECESSITY_RANK[m.necessity] < _NECESSITY_RANK[line.necessity]:
+            line.necessity = m.necessity
+        line.serves.append(step.served)
     findings = cross_check(records, [c for c in {applicant.code, applicant.agent_code} if c],
                            registry, certs_of)
-    return Resolution(at=at, applicant=applicant, items=items, requirements=list(lines.values()),
+    return Resolution(at=at, applicant=applicant, items=list(plan.items), requirements=list(lines.values()),
                       findings=findings, notes=notes)
 
 
@@ -407,8 +457,14 @@ def cross_check(records: Records, holder_codes: list[str], registry: Registry,
     certs_of = certs_of or records.certificates_of
     out: list[Discrepancy] = []
     for code in sorted(holder_codes):
-        obs: list[Observation] = []
         subj = records.subject(code)
+        # Most holders agree with themselves: compare the names before building the observations.
+        names = {_norm_name(c["holder_name"]) for c in certs_of(code) if c.get("holder_name")}
+        if subj is not None and subj.get("name"):
+            names.add(_norm_name(subj["name"]))
+        if len(names) <= 1:
+            continue
+        obs: list[Observation] = []
         if subj is not None and subj.get("name"):
             obs.append(Observation(_department_of_source(subj.get("source_id"), registry),
                                    subj.get("source_id") or "", subj["name"], "主体登记信息"))

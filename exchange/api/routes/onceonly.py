@@ -16,11 +16,29 @@ from exchange.api.exceptions import InvalidIdentifier, ItemNotFound
 from exchange.api.schemas.common import error_responses
 from exchange.api.schemas.onceonly import OnceOnlyRequest, OnceOnlyResponse
 from exchange.onceonly.exceptions import UnknownItemError
-from exchange.onceonly.resolver import Applicant, OnFile, Rejected, Resolution, resolve
+from exchange.onceonly.resolver import Applicant, OnFile, Rejected, Resolution, Served, resolve
 from quality.standards import mask_identifier
 
 router = APIRouter(prefix="/api/v1", tags=["once-only"])
 log = logging.getLogger("exchange.api.onceonly")
+
+
+_SERVED: dict[int, tuple[Served, dict[str, Any]]] = {}
+_SERVED_LIMIT = 8192
+
+
+def _served(v: Served) -> dict[str, Any]:
+    """A ``serves`` entry, built once per :class:`Served` object (the resolver keeps one per
+    catalogue material of a bundle). The entry keeps its object alive, so its ``id`` is not
+    reused; callers only read (encode or validate) the dict."""
+    hit = _SERVED.get(id(v))
+    if hit is None or hit[0] is not v:
+        if len(_SERVED) >= _SERVED_LIMIT:
+            _SERVED.clear()
+        hit = _SERVED[id(v)] = (v, {"item_code": v.item_code, "item_name": v.item_name,
+                                    "material_key": v.material_key, "material_name": v.material_name,
+                                    "necessity": v.necessity, "condition": v.condition})
+    return hit[1]
 
 
 def answer(res: Resolution, snapshot_id: str, granted: frozenset[str] | None = None) -> dict[str, Any]:
@@ -49,16 +67,20 @@ def answer(res: Resolution, snapshot_id: str, granted: frozenset[str] | None = N
                 "cert_number": x.cert_number if show else "", "status": x.status, "valid_from": x.valid_from,
                 "valid_until": x.valid_until, "reason_code": x.reason_code, "reason_zh": x.reason_zh}
 
+    masked: dict[str, str] = {}  # the applicant's code (and the agent's) on every line: masked once
+
+    def mask(code: str) -> str:
+        if code not in masked:
+            masked[code] = mask_identifier(code)
+        return masked[code]
+
     reqs = [{"status": r.status, "title": r.title, "holder_role": r.holder_role,
-             "holder_code_masked": mask_identifier(r.holder_code) if r.holder_code else None,
+             "holder_code_masked": mask(r.holder_code) if r.holder_code else None,
              "satisfied_by": r.satisfied_by, "licence_types": list(r.licence_types), "necessity": r.necessity,
              "source_channel": r.source_channel, "on_file": [on_file(u) for u in r.on_file],
              "missing": list(r.missing), "not_counted": [not_counted(x) for x in r.rejected],
-             "serves": [{"item_code": v.item_code, "item_name": v.item_name, "material_key": v.material_key,
-                         "material_name": v.material_name, "necessity": v.necessity, "condition": v.condition}
-                        for v in r.serves],
-             "note": r.note} for r in res.requirements]
-    findings = [{"holder_code_masked": mask_identifier(f.holder_code), "field": f.field,
+             "serves": [_served(v) for v in r.serves], "note": r.note} for r in res.requirements]
+    findings = [{"holder_code_masked": mask(f.holder_code), "field": f.field,
                  "values": [{"department": o.department, "source": o.source, "value": o.value, "record": o.record,
                              "licence_id": o.licence_id} for o in f.values],
                  "message_zh": f.message_zh} for f in res.findings]
