@@ -19,6 +19,7 @@ from quality import gx_duckdb, gx_suite, sql
 from quality.exceptions import RawBatchError, ValidationDisagreementError
 from quality.results import CheckResult
 from quality.rules import NEEDS_LICENCE_FUNCTIONS, DatasetSpec, Rule, dataset
+from warehouse.duck import apply_bounds
 
 STAGED = "ow_staged"
 JUDGED = "ow_judged"
@@ -165,6 +166,7 @@ def check_batch(raw_parquet: Path, dataset_name: str, *, run_id: str, out_dir: P
     dbapi = engine.raw_connection()
     con = dbapi.driver_connection  # duckdb_engine's wrapper of the DuckDB connection
     try:
+        apply_bounds(con)  # the batch is staged in memory: bounded like the library, spilling beyond it
         sql.install(con)
         if spec.name in NEEDS_LICENCE_FUNCTIONS:
             sql.install_licence_functions(con)

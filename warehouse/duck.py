@@ -6,6 +6,7 @@ import glob
 import importlib
 import os
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -67,3 +68,14 @@ def connect(path: str | os.PathLike[str] = ":memory:", *, read_only: bool = Fals
     for name in extensions:
         con.execute(f"LOAD '{extension_path(name)}'")
     return con
+
+
+def apply_bounds(con: Any) -> None:
+    """Bound an already open DuckDB database (one :func:`connect` did not open, e.g. the quality
+    suite's in-memory database behind SQLAlchemy) by ``ONEWINDOW_DUCKDB_MEMORY_LIMIT`` /
+    ``ONEWINDOW_DUCKDB_TEMP_DIR`` when they are set; both settings hold for the whole database."""
+    if os.environ.get(TEMP_DIR_ENV):
+        Path(os.environ[TEMP_DIR_ENV]).mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = {literal(os.environ[TEMP_DIR_ENV])}")
+    if os.environ.get(MEMORY_LIMIT_ENV):
+        con.execute(f"SET memory_limit = {literal(os.environ[MEMORY_LIMIT_ENV])}")

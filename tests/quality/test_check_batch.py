@@ -305,3 +305,28 @@ def test_datasets_describe_keys_and_rules() -> None:
         assert len(ids) == len(set(ids))
         assert spec.key in spec.required
         assert {r.severity for r in spec.rules if r.code == "uscc_check_char"} <= {"warning"}
+
+
+def test_the_suite_database_is_bounded_like_the_library(tmp_path: Path, monkeypatch) -> None:
+    """The batch is staged in an in-memory DuckDB database behind SQLAlchemy (not opened by
+    warehouse.duck.connect): ONEWINDOW_DUCKDB_MEMORY_LIMIT / _TEMP_DIR bound it as well, so a
+    province-sized batch (every issued licence, in check_issued) spills instead of taking 80% of RAM."""
+    import quality.check as check_mod
+    from warehouse.duck import MEMORY_LIMIT_ENV, TEMP_DIR_ENV
+
+    spill = tmp_path / "spill"
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "300MB")
+    monkeypatch.setenv(TEMP_DIR_ENV, str(spill))
+    seen = []
+    original = check_mod.apply_bounds
+
+    def spy(con):
+        original(con)
+        seen.append(con.execute("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone())
+
+    monkeypatch.setattr(check_mod, "apply_bounds", spy)
+    good, bad = make_person_row(), make_person_row(id_number=flip_last(make_ric()))
+    result, passed, quarantined = run(tmp_path, "persons", [good, bad])
+    assert seen == [("286.1 MiB", str(spill))] and spill.is_dir()
+    assert set(passed) == {good["id_number"]} and set(quarantined) == {bad["id_number"]}
+    assert_gx_agrees(result)
