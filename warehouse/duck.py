@@ -59,11 +59,7 @@ def connect(path: str | os.PathLike[str] = ":memory:", *, read_only: bool = Fals
     config = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
     if threads:
         config["threads"] = str(threads)
-    if os.environ.get(MEMORY_LIMIT_ENV):
-        config["memory_limit"] = os.environ[MEMORY_LIMIT_ENV]
-    if os.environ.get(TEMP_DIR_ENV):
-        Path(os.environ[TEMP_DIR_ENV]).mkdir(parents=True, exist_ok=True)
-        config["temp_directory"] = os.environ[TEMP_DIR_ENV]
+    config |= _env_bounds()
     con = duckdb.connect(str(path), read_only=read_only, config=config)
     for name in extensions:
         con.execute(f"LOAD '{extension_path(name)}'")
@@ -74,8 +70,17 @@ def apply_bounds(con: Any) -> None:
     """Bound an already open DuckDB database (one :func:`connect` did not open, e.g. the quality
     suite's in-memory database behind SQLAlchemy) by ``ONEWINDOW_DUCKDB_MEMORY_LIMIT`` /
     ``ONEWINDOW_DUCKDB_TEMP_DIR`` when they are set; both settings hold for the whole database."""
+    for name, value in _env_bounds().items():
+        con.execute(f"SET {name} = {literal(value)}")
+
+
+def _env_bounds() -> dict[str, str]:
+    """DuckDB settings from ``ONEWINDOW_DUCKDB_MEMORY_LIMIT`` / ``ONEWINDOW_DUCKDB_TEMP_DIR`` (the
+    spill folder is created)."""
+    bounds = {}
+    if os.environ.get(MEMORY_LIMIT_ENV):
+        bounds["memory_limit"] = os.environ[MEMORY_LIMIT_ENV]
     if os.environ.get(TEMP_DIR_ENV):
         Path(os.environ[TEMP_DIR_ENV]).mkdir(parents=True, exist_ok=True)
-        con.execute(f"SET temp_directory = {literal(os.environ[TEMP_DIR_ENV])}")
-    if os.environ.get(MEMORY_LIMIT_ENV):
-        con.execute(f"SET memory_limit = {literal(os.environ[MEMORY_LIMIT_ENV])}")
+        bounds["temp_directory"] = os.environ[TEMP_DIR_ENV]
+    return bounds
