@@ -15,8 +15,8 @@ import datetime as dt
 import os
 import tempfile
 from dataclasses import dataclass
-from collections.abc import Iterator
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -112,14 +112,6 @@ class PendingRows:
     batches: Iterator[pa.RecordBatch]
     _reader: Any = None
 
-    @classmethod
-    def of_table(cls, table: pa.Table) -> "PendingRows":
-        """Rows already read into one Arrow table (the licence benchmark, tests)."""
-        import pyarrow.compute as pc
-
-        codes = pc.unique(table.column("issuer_code")).to_pylist() if table.num_rows else []
-        return cls(table.num_rows, codes, iter(table.to_batches()))
-
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
@@ -149,8 +141,12 @@ def read_pending(con, chunk: int) -> PendingRows:
     return PendingRows(rows, [c for c in codes if c is not None], iter(stream), reader)
 
 
-def _chunks(pending: PendingRows, chunk: int) -> Iterator[pa.Table]:
+def _chunks(pending: "pa.Table | PendingRows", chunk: int) -> Iterator[pa.Table]:
     """``pending`` in tables of exactly ``chunk`` rows (the last one shorter)."""
+    if isinstance(pending, pa.Table):
+        for offset in range(0, pending.num_rows, chunk):
+            yield pending.slice(offset, chunk)
+        return
     held: list[pa.RecordBatch] = []
     size = 0
     for batch in pending.batches:
@@ -182,14 +178,17 @@ def issue_rows(con, pending: "pa.Table | PendingRows", *, keyring, assigner: "_S
     checks and bumps the ``issue`` lane (:class:`warehouse.library.LaneGuard`: it fails when
     another build committed since ``pending`` was read) and copies the files' rows into
     ``licence_store``, after which the local files are deleted."""
+    import pyarrow.compute as pc
+
     from certificates.issue import JobRunner, make_jobs
 
     stored = StoredIds(con)
     issued = reissued = 0
     registered_at = at.astimezone(CST).replace(tzinfo=None)  # naive China Standard Time, as stored elsewhere
     if isinstance(pending, pa.Table):
-        pending = PendingRows.of_table(pending)
-    codes = pending.issuer_codes
+        codes = pc.unique(pending.column("issuer_code")).to_pylist() if pending.num_rows else []
+    else:
+        codes = pending.issuer_codes
     kid_of = {code: keyring.issuer(code).kid for code in codes}
     keys = {kid_of[code]: keyring.issuer(code).private_key for code in codes}
     with JobRunner(keys, mode=mode, at=at, workers=workers, rows=pending.num_rows) as runner:
@@ -208,7 +207,7 @@ def issue_rows(con, pending: "pa.Table | PendingRows", *, keyring, assigner: "_S
             inflight = (jobs, results, assigner.fill())
         if inflight is not None:
             _store_chunk(con, files, *inflight, stored=stored, registered_at=registered_at, guard=guard)
-    if issued + reissued != pending.num_rows:
+    if not isinstance(pending, pa.Table) and issued + reissued != pending.num_rows:
         raise RuntimeError(f"{pending.num_rows:,} certificates were pending, {issued + reissued:,} were read")
     return issued, reissued
 
