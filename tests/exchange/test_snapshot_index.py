@@ -41,7 +41,7 @@ INSERT INTO licences VALUES
 """
 
 
-@pytest.fixture(params=["in_memory", "mapped"])
+@pytest.fixture(params=["in_memory", "mapped", "in_memory-compressed", "mapped-compressed"])
 def index(request, tmp_path):
     path = tmp_path / "snap.duckdb"
     with duckdb.connect(str(path)) as conn:
@@ -49,9 +49,11 @@ def index(request, tmp_path):
     conn = duckdb.connect(str(path), read_only=True)
     spill = tmp_path / "spill"
     spill.mkdir()
-    idx = SnapshotIndex.load(conn, spill_dir=spill if request.param == "mapped" else None)
+    where, _, rows = request.param.partition("-")
+    idx = SnapshotIndex.load(conn, spill_dir=spill if where == "mapped" else None, rows=rows or "auto")
     conn.close()  # the index does not need the connection after loading
     assert os.listdir(spill) == []  # the mapped files are unlinked at once
+    assert set(idx.row_modes.values()) == {rows or "plain"}
     return idx
 
 
@@ -130,3 +132,77 @@ def test_text_column_reads_every_value_across_chunks_slices_and_nulls(kind):
     assert text.view(4).tobytes() == b"x" * 5000 and text.view(2) is None
     with pytest.raises(TypeError):
         _Text(pa.chunked_array([pa.array([1, 2])]))
+
+
+@pytest.mark.parametrize("kind", ["string", "large_string"])
+@pytest.mark.parametrize("chunk_sizes", [[40], [3, 0, 1, 16, 5, 15], [16, 16, 8], [1] * 40])
+def test_blocks_read_every_value_whatever_the_chunking(kind, chunk_sizes):
+    import io
+
+    import pyarrow as pa
+
+    from exchange.api.core.snapshot import _BLOCK_ROWS, _Blocks
+
+    values = (["", "a", None, "中文 \"引号\"", "x" * 5000, "😀", None, "last"] * 5)[:sum(chunk_sizes)]
+    typ = pa.string() if kind == "string" else pa.large_string()
+    whole = pa.array(values, type=typ)
+    chunks, start = [], 0
+    for size in chunk_sizes:  # slices: each chunk has a non-zero offset into shared buffers
+        chunks.append(whole.slice(start, size))
+        start += size
+    sink = io.BytesIO()
+    ends = _Blocks.write(iter(chunks), sink)
+    assert len(ends[0]) == -(-len(values) // _BLOCK_ROWS)  # one block per _BLOCK_ROWS values
+    blocks = _Blocks(sink.getvalue(), *ends)
+    assert [blocks.text(i) for i in range(len(values))] == values
+    assert blocks.view(4).tobytes() == b"x" * 5000 and blocks.view(2) is None
+    assert len(sink.getvalue()) < len("".join(v or "" for v in values).encode())  # compressed
+
+
+def test_blocks_of_no_values_and_non_strings():
+    import io
+
+    import pyarrow as pa
+
+    from exchange.api.core.snapshot import _Blocks
+
+    sink = io.BytesIO()
+    ends = _Blocks.write(iter([pa.array([], type=pa.string())]), sink)
+    assert _Blocks(sink.getvalue(), *ends).num_values == 0
+    with pytest.raises(TypeError):
+        _Blocks.write(iter([pa.array([1, 2])]), io.BytesIO())
+
+
+def test_auto_keeps_rows_compressed_when_plain_text_would_not_fit(tmp_path, monkeypatch, caplog):
+    import shutil
+    from collections import namedtuple
+
+    from exchange.api.core import snapshot
+
+    path = tmp_path / "snap.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(SCHEMA)
+    conn = duckdb.connect(str(path), read_only=True)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    real = shutil.disk_usage
+    usage = namedtuple("usage", "total used free")
+    # half of 1,200 bytes free: the certificates' 3 rows (~400 bytes each) do not fit as plain text,
+    # the subjects' 2 do
+    monkeypatch.setattr(snapshot.shutil, "disk_usage", lambda d: usage(10**9, 0, 1_200))
+    idx = SnapshotIndex.load(conn, spill_dir=spill, rows="auto")
+    assert idx.row_modes["certificates"] == "compressed" and idx.row_modes["subjects"] == "plain"
+    assert "kept compressed" in caplog.text
+    assert idx.certificate("T2:B:P1")["status"] == "04" and idx.licence("L-A-1")["token"] == "tok.a1.sig"
+    monkeypatch.setattr(snapshot.shutil, "disk_usage", real)
+    assert set(SnapshotIndex.load(conn, spill_dir=spill, rows="auto").row_modes.values()) == {"plain"}
+
+
+def test_unknown_rows_mode_is_a_clear_error(monkeypatch):
+    from exchange.api.core.snapshot import INDEX_ROWS_ENV, index_rows_mode
+
+    monkeypatch.setenv(INDEX_ROWS_ENV, "zip")
+    with pytest.raises(ValueError, match="ONEWINDOW_INDEX_ROWS='zip': expected one of auto, plain, compressed"):
+        index_rows_mode()
+    monkeypatch.setenv(INDEX_ROWS_ENV, " Compressed ")
+    assert index_rows_mode() == "compressed"

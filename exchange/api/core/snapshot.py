@@ -5,8 +5,9 @@ current one in ``snapshots/CURRENT`` (replaced atomically). :class:`SnapshotStor
 stats that pointer on every lease (about a microsecond) and a background thread does
 the same every second, so a new snapshot is picked up without a restart. A swap opens
 the new file read-only, loads ``subjects``, ``certificates`` and ``licences`` into
-Arrow tables with dict indexes (holder_code / licence_id / cert_key → row positions; rows
-become Python dicts only when a request reads them),
+Arrow key columns with dict indexes (holder_code / licence_id / cert_key → row positions)
+and their rows as JSON texts in compressed blocks (rows become Python dicts only when a
+request reads them),
 then replaces the current snapshot under a lock. The old one is closed when its last
 lease (in-flight request) ends. A snapshot that fails to open is logged and skipped:
 the last good one keeps serving.
@@ -17,9 +18,11 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import gc
+import io
 import logging
 import mmap
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -82,27 +85,75 @@ _RUN_BITS = 20
 _RUN_LIMIT = 1 << _RUN_BITS
 
 
-def _mapped(reader: pa.RecordBatchReader, directory: Path) -> pa.Table:
-    """Stream ``reader`` into an Arrow IPC file in ``directory``, memory-map it and unlink it:
-    the mapping keeps the data until the table is freed, and no file is left behind."""
+def _spill(directory: Path | None) -> str:
+    """A new empty file for index data in ``directory`` (else the system's temporary directory)."""
     try:
+        if directory is None:
+            raise OSError
         fd, name = tempfile.mkstemp(prefix=".index-", suffix=".arrow", dir=directory)
-    except OSError:  # directory not writable for the service: the system's temporary directory
+    except OSError:  # no directory, or not writable for the service: the system's temporary directory
         fd, name = tempfile.mkstemp(prefix="onewindow-index-", suffix=".arrow")
     os.close(fd)
+    return name
+
+
+def _map(name: str) -> mmap.mmap | bytes:
+    """Memory-map the file ``name`` read-only (``b""`` when empty); the caller unlinks it: the
+    mapping keeps the data until it is freed, and no file is left behind."""
+    if os.path.getsize(name) == 0:
+        return b""
+    with open(name, "rb") as fh:
+        mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    # Requests read scattered rows: no readahead, so only the pages read become resident.
+    if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+        mapped.madvise(mmap.MADV_RANDOM)
+    return mapped
+
+
+def _load_split(reader: pa.RecordBatchReader, directory: Path | None,
+                compress: bool) -> tuple[pa.Table, _Blocks | _Text]:
+    """Stream ``reader`` (key columns, then ``row``) into an Arrow table, the ``row`` texts
+    either in it (plain, read by :class:`_Text`) or, with ``compress``, in compressed blocks
+    (:class:`_Blocks`). With ``directory`` both go to files there that are memory-mapped and
+    unlinked at once (page cache, not the service's heap); without, to memory."""
+    keys_schema = pa.schema([f for f in reader.schema if f.name != "row" or not compress])
+    names = []
     try:
-        with pa.OSFile(name, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
-            for batch in reader:
-                writer.write_batch(batch)
-        with open(name, "rb") as fh:
-            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        # Requests read scattered rows: no readahead, so only the pages read become resident.
-        if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_RANDOM"):
-            mapped.madvise(mmap.MADV_RANDOM)
-        # zero-copy: the table's buffers hold the mapping, which ends when they are freed
-        return pa.ipc.open_file(pa.BufferReader(pa.py_buffer(mapped))).read_all()
+        if directory is None:
+            sink, blocks_sink = pa.BufferOutputStream(), io.BytesIO()
+        else:
+            names = [_spill(directory), _spill(directory)]
+            sink, blocks_sink = pa.OSFile(names[0], "wb"), open(names[1], "wb")
+        with sink, blocks_sink, pa.ipc.new_file(sink, keys_schema) as writer:
+            def rows() -> Iterator[pa.Array]:
+                for batch in reader:
+                    writer.write_batch(batch.select(keys_schema.names))
+                    yield batch.column("row")
+            if compress:
+                ends = _Blocks.write(rows(), blocks_sink)
+            else:
+                for _ in rows():
+                    pass
+            if directory is None:
+                data: Any = blocks_sink.getvalue()
+        if directory is None:
+            keys = pa.ipc.open_file(sink.getvalue()).read_all()
+        else:
+            # zero-copy: the table's buffers hold the mapping, which ends when they are freed
+            keys = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(_map(names[0])))).read_all()
+            data = _map(names[1])
+        return keys, (_Blocks(data, *ends) if compress else _Text(keys.column("row")))
     finally:
-        os.unlink(name)
+        for name in names:
+            os.unlink(name)
+
+
+def index_rows_mode(value: str | None = None) -> str:
+    """The configured way of keeping rows (see ``INDEX_ROWS_ENV``); a clear error when unknown."""
+    mode = (value if value is not None else os.environ.get(INDEX_ROWS_ENV, "auto")).strip().lower() or "auto"
+    if mode not in INDEX_ROWS_MODES:
+        raise ValueError(f"{INDEX_ROWS_ENV}={mode!r}: expected one of {', '.join(INDEX_ROWS_MODES)}")
+    return mode
 
 
 def _sql_text(value: str) -> str:
@@ -164,6 +215,125 @@ class _Text:
         return None if view is None else str(view, "utf-8")
 
 
+#: consecutive values of a row column compressed together (LZ4): a read decompresses one block,
+#: 16 licence rows with their tokens (~40 KB), in ~5 µs (zstd: ~25 µs). Rows repeat most of their
+#: text from one to the next (keys, names, a token's batch header and upper audit path), so a
+#: block is ~1/5 of its rows (1M persons' licence rows: 5.8 GB plain, 1.1 GB in blocks).
+_BLOCK_ROWS = 16
+_CODEC_NAME = "lz4_raw"
+
+#: how the index keeps rows (``ONEWINDOW_INDEX_ROWS``): ``plain`` texts (fastest reads), LZ4
+#: ``compressed`` blocks, or ``auto``: plain while a table's rows fit in half the free space of
+#: the directory the index is mapped from, else compressed (10M persons' licence rows are ~58 GB
+#: as plain text)
+INDEX_ROWS_ENV = "ONEWINDOW_INDEX_ROWS"
+INDEX_ROWS_MODES = ("auto", "plain", "compressed")
+
+
+class _Blocks:
+    """A string column kept as compressed blocks of ``_BLOCK_ROWS`` consecutive values, read
+    by position like :class:`_Text` (``view`` gives the value's bytes; msgspec decodes them).
+
+    Built by :meth:`write` from the column's chunks as they stream in (a record batch at a
+    time): the compressed blocks go to ``sink`` (a file that is then memory-mapped, or memory),
+    and only two small arrays stay on the heap — each block's place in the compressed data and
+    each value's end within its block.
+    """
+
+    def __init__(self, data: Any, block_ends: np.ndarray, value_ends: np.ndarray, nulls: np.ndarray | None) -> None:
+        self._data = memoryview(data)
+        self._block_ends = _ints(block_ends)  # compressed end of block b (its start: the end of b - 1)
+        self._value_ends = memoryview(np.ascontiguousarray(value_ends, dtype=np.int32))
+        self._nulls = nulls
+        self._codec = pa.Codec(_CODEC_NAME)
+        self.num_values = len(value_ends)
+
+    @classmethod
+    def write(cls, chunks: Iterator[pa.Array], sink: Any) -> tuple[list[int], np.ndarray, np.ndarray | None]:
+        """Compress the values of ``chunks`` (string or large_string arrays, in order) into ``sink``
+        (has ``write``); returns (block ends in the sink, value ends within blocks, null mask)."""
+        codec = pa.Codec(_CODEC_NAME)
+        k = _BLOCK_ROWS
+        block_ends: list[int] = []
+        value_ends: list[np.ndarray] = []
+        null_parts: list[np.ndarray] = []
+        any_null = False
+        written = 0
+        carry = bytearray()  # bytes of the values of an unfinished block (fewer than k)
+        carry_ends: list[int] = []
+
+        def flush(payload: Any) -> None:
+            nonlocal written
+            packed = codec.compress(payload, asbytes=True)
+            sink.write(packed)
+            written += len(packed)
+            block_ends.append(written)
+
+        for chunk in chunks:
+            n = len(chunk)
+            if n == 0:
+                continue
+            if pa.types.is_large_string(chunk.type):
+                width = np.int64
+            elif pa.types.is_string(chunk.type):
+                width = np.int32
+            else:
+                raise TypeError(f"snapshot index: {chunk.type} is not a string column")
+            _, off_buf, data_buf = chunk.buffers()
+            offsets = np.frombuffer(off_buf, dtype=width)[chunk.offset:chunk.offset + n + 1].astype(np.int64)
+            data = memoryview(data_buf) if data_buf is not None else memoryview(b"")
+            if chunk.null_count:
+                any_null = True
+                null_parts.append(chunk.is_null().to_numpy(zero_copy_only=False))
+            else:
+                null_parts.append(np.zeros(n, dtype=bool))
+            i = 0
+            if carry_ends:  # top the unfinished block up from this chunk
+                take = min(k - len(carry_ends), n)
+                base = len(carry)
+                carry += data[offsets[0]:offsets[take]]
+                carry_ends.extend((offsets[1:take + 1] - offsets[0] + base).tolist())
+                i = take
+                if len(carry_ends) == k:
+                    flush(carry)
+                    value_ends.append(np.array(carry_ends, dtype=np.int64))
+                    carry, carry_ends = bytearray(), []
+            whole = (n - i) // k  # blocks that lie inside this chunk
+            if whole:
+                starts = offsets[i:i + whole * k:k]
+                stops = offsets[i + k:i + whole * k + 1:k]
+                for lo, hi in zip(starts.tolist(), stops.tolist()):
+                    flush(data[lo:hi])
+                rows = np.arange(i, i + whole * k)
+                value_ends.append(offsets[rows + 1] - np.repeat(starts, k))
+                i += whole * k
+            if i < n:  # the rest starts the next block
+                carry += data[offsets[i]:offsets[n]]
+                carry_ends = (offsets[i + 1:n + 1] - offsets[i]).tolist()
+        if carry_ends:
+            flush(carry)
+            value_ends.append(np.array(carry_ends, dtype=np.int64))
+        ends = np.concatenate(value_ends) if value_ends else np.zeros(0, dtype=np.int64)
+        if len(ends) and ends.max() >= 1 << 31:
+            raise ValueError("snapshot index: a block of rows exceeds 2 GB")
+        nulls = np.concatenate(null_parts) if any_null else None
+        return block_ends, ends, nulls
+
+    def view(self, pos: int) -> memoryview | None:
+        if self._nulls is not None and self._nulls[pos]:
+            return None
+        b, first = divmod(pos, _BLOCK_ROWS)
+        lo = self._block_ends[b - 1] if b else 0
+        last = min(pos - first + _BLOCK_ROWS, self.num_values) - 1
+        raw = self._codec.decompress(self._data[lo:self._block_ends[b]],
+                                     decompressed_size=self._value_ends[last], asbytes=True)
+        return memoryview(raw)[self._value_ends[pos - 1] if first else 0:self._value_ends[pos]]
+
+    def text(self, pos: int) -> str | None:
+        view = self.view(pos)
+        return None if view is None else str(view, "utf-8")
+
+
 def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
     """A column of few distinct values as (numpy code per row, the values): one small list
     instead of a Python object per row."""
@@ -182,13 +352,33 @@ def _ints(values: np.ndarray) -> memoryview:
 
 _decode_row = msgspec.json.decode
 
+#: rows sampled to estimate a table's plain size
+_SAMPLE_ROWS = 2_000
+
+
+def _too_big(conn: Any, table: str, alias: str, row_sql: str, directory: Path | None) -> bool:
+    """Whether ``table``'s rows as plain text (estimated from its first rows) would take more than
+    half the free space of ``directory`` — then ``auto`` keeps them compressed. In memory: no."""
+    if directory is None:
+        return False
+    (count,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    (avg,) = conn.execute(f"SELECT avg(strlen({row_sql}) + 8) FROM "
+                          f"(SELECT * FROM {table} LIMIT {_SAMPLE_ROWS}) {alias}").fetchone()
+    estimate = count * float(avg or 0)
+    free = shutil.disk_usage(directory).free
+    if estimate > free / 2:
+        log.warning("snapshot index: %s rows as plain text ~%.1f GB, %.1f GB free in %s: kept compressed",
+                    table, estimate / 1e9, free / 1e9, directory)
+        return True
+    return False
+
 
 class SnapshotIndex:
     """In-memory lookup data of one snapshot; implements ``exchange.onceonly.resolver.Records``.
 
-    Columnar and lazy: each row is kept as one JSON text in an Arrow column (``row``), next
-    to the few key columns; a request turns the rows it reads into dicts (one Arrow item and
-    one ``json.loads`` a row, a few µs). DuckDB only scans the tables (no join, sort or
+    Columnar and lazy: each row is kept as one JSON text in compressed blocks of 16 rows
+    (:class:`_Blocks`), next to the few key columns in Arrow; a request turns the rows it reads
+    into dicts (one block decompressed and one msgspec decode a row, ~10-20 µs). DuckDB only scans the tables (no join, sort or
     aggregate, whose memory grew past 1 GB at 1M persons); what is built at load, in Arrow
     and numpy, is the certificates' holder order (a holder is one run ``start, count`` of
     that order), each licence's certificate position, each certificate's newest licence,
@@ -197,9 +387,16 @@ class SnapshotIndex:
     reached 17 GB at 1M persons).
     """
 
-    def __init__(self, subjects: pa.Table, certificates: pa.Table, licences: pa.Table) -> None:
+    def __init__(self, subjects: pa.Table, certificates: pa.Table, licences: pa.Table,
+                 rows: dict[str, _Blocks | _Text] | None = None) -> None:
         """``subjects(subject_code, row)``, ``certificates(holder_code, licence_type_code, cert_key,
-        status, row)``, ``licences(licence_id, cert_key, version, row)``, each in any order."""
+        status, row)``, ``licences(licence_id, cert_key, version, row)``, each in any order; or the
+        same without ``row``, with ``rows`` giving each table's rows (:class:`_Text`, :class:`_Blocks`)."""
+        if rows is None:
+            rows = {"subjects": _Text(subjects.column("row")),
+                    "certificates": _Text(certificates.column("row")),
+                    "licences": _Text(licences.column("row"))}
+        self.row_modes = {name: "compressed" if isinstance(r, _Blocks) else "plain" for name, r in rows.items()}
         self.subjects, self.certificates, self.licences = subjects, certificates, licences
         # A holder's certificates in licence-type order: positions sorted by (holder, type, key).
         self._order = pc.sort_indices(certificates.select(["holder_code", "licence_type_code", "cert_key"]),
@@ -242,9 +439,8 @@ class SnapshotIndex:
             if key not in best or version[pos] >= version[best[key]]:
                 best[key] = pos
                 self._orphan_newest[key] = ids[pos].as_py()
-        self._subject_rows = _Text(subjects.column("row"))
-        self._cert_rows = _Text(certificates.column("row"))
-        self._licence_rows = _Text(licences.column("row"))
+        self._subject_rows, self._cert_rows, self._licence_rows = (
+            rows["subjects"], rows["certificates"], rows["licences"])
         self._licence_ids = _Text(ids)
         versions = pc.fill_null(licences.column("version").cast(pa.int64()), _NULL_INT).to_numpy()
         status, self._status_values = _codes(certificates.column("status"))
@@ -257,30 +453,34 @@ class SnapshotIndex:
         self._status = _ints(status)
 
     @classmethod
-    def load(cls, conn: Any, spill_dir: Path | None = None) -> "SnapshotIndex":
-        """Read the three tables from a snapshot connection (plain scans).
+    def load(cls, conn: Any, spill_dir: Path | None = None, rows: str | None = None) -> "SnapshotIndex":
+        """Read the three tables from a snapshot connection (plain scans), a record batch at a time.
 
-        With ``spill_dir`` each table is streamed (record batch by batch) into an Arrow IPC file
-        there, memory-mapped and unlinked at once: the rows live in the page cache (file-backed,
-        evictable) rather than on the service's heap — the licence tokens alone are ~2 KB a
-        licence, over 4.5 GB at 1M persons. Without it the tables are read into memory.
+        Each row is kept as one JSON text, plain or in compressed blocks (``rows``: a mode of
+        :data:`INDEX_ROWS_MODES`, by default ``ONEWINDOW_INDEX_ROWS`` or ``auto``); the licence
+        tokens alone are ~2 KB a licence, 5.8 GB of licence rows at 1M persons. With ``spill_dir``
+        the tables are streamed into files there, memory-mapped and unlinked at once: they live
+        in the page cache (file-backed, evictable) rather than on the service's heap. Without it
+        they are kept in memory (and ``auto`` keeps them plain).
         """
+        mode = index_rows_mode(rows)
         if spill_dir is not None:  # DuckDB's default limit is 80% of RAM: bound what the scans use
             conn.execute(f"SET memory_limit = '{DUCKDB_LOAD_MEMORY_LIMIT}'")
             conn.execute(f"SET temp_directory = '{_sql_text(str(spill_dir / '.duckdb-sort'))}'")
-
-        def q(sql: str) -> pa.Table:
-            if spill_dir is None:
-                return conn.execute(sql).to_arrow_table()
-            return _mapped(conn.execute(sql).to_arrow_reader(_BATCH_ROWS), spill_dir)
-        certificates = q("SELECT c.holder_code, c.licence_type_code, c.cert_key, c.status, "
-                         f"{_row_json(conn, 'certificates', 'c')} AS row FROM certificates c")
-        subjects = q(f"SELECT s.subject_code, {_row_json(conn, 'subjects', 's')} AS row FROM subjects s")
-        licences = q(f"SELECT l.licence_id, l.cert_key, l.version, {_row_json(conn, 'licences', 'l')} AS row "
-                     "FROM licences l")
+        loaded: dict[str, tuple[pa.Table, _Blocks | _Text]] = {}
+        for table, alias, keys in (("certificates", "c", "holder_code, licence_type_code, cert_key, status"),
+                                   ("subjects", "s", "subject_code"),
+                                   ("licences", "l", "licence_id, cert_key, version")):
+            row = _row_json(conn, table, alias)
+            compress = mode == "compressed" or (mode == "auto" and _too_big(conn, table, alias, row, spill_dir))
+            sql = f"SELECT {', '.join(f'{alias}.{k}' for k in keys.split(', '))}, {row} AS row FROM {table} {alias}"
+            loaded[table] = _load_split(conn.execute(sql).to_arrow_reader(_BATCH_ROWS), spill_dir, compress)
         if spill_dir is not None:  # then keep its block cache from holding what was read resident
             conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
-        return cls(subjects, certificates, licences)
+        index = cls(loaded["subjects"][0], loaded["certificates"][0], loaded["licences"][0],
+                    rows={name: r for name, (_, r) in loaded.items()})
+        log.info("snapshot index rows: %s", index.row_modes)
+        return index
 
     def counts(self) -> dict[str, int]:
         return {"subjects": self.subjects.num_rows, "certificates": self.certificates.num_rows,
