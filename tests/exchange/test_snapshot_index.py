@@ -130,6 +130,7 @@ def test_text_column_reads_every_value_across_chunks_slices_and_nulls(kind):
     text = _Text(column)
     assert [text.text(i) for i in range(len(values))] == values
     assert text.view(4).tobytes() == b"x" * 5000 and text.view(2) is None
+    assert text.view(3) == "中文 \"引号\"".encode()  # a view compares as bytes (unsigned), not as signed chars
     with pytest.raises(TypeError):
         _Text(pa.chunked_array([pa.array([1, 2])]))
 
@@ -206,3 +207,37 @@ def test_unknown_rows_mode_is_a_clear_error(monkeypatch):
         index_rows_mode()
     monkeypatch.setenv(INDEX_ROWS_ENV, " Compressed ")
     assert index_rows_mode() == "compressed"
+
+
+def test_fingerprint_in_python_is_duckdbs():
+    from exchange.api.core.snapshot import fingerprint, fingerprint_sql
+
+    keys = ["", "x", "1.2.156.3005.2.11100000000013338W001.11330100002496126K.2018.001.Y", "中文 😀", "P1"]
+    with duckdb.connect() as conn:
+        got = [conn.execute(f"SELECT {fingerprint_sql('?')}", [k]).fetchone()[0] for k in keys]
+        assert conn.execute(f"SELECT {fingerprint_sql('NULL')}").fetchone()[0] is None
+    assert got == [fingerprint(k.encode()) for k in keys]
+    assert all(0 <= f < 2**64 for f in got) and len(set(got)) == len(keys)
+
+
+def test_key_index_never_answers_another_key_that_shares_a_fingerprint(monkeypatch):
+    import numpy as np
+    import pyarrow as pa
+
+    from exchange.api.core import snapshot
+    from exchange.api.core.snapshot import _KeyIndex, _Text
+
+    keys = ["a", "b", None, "c", "b", "中", "dd"]
+    text = _Text(pa.chunked_array([pa.array(keys)]))
+    for weak in (lambda raw: 0, lambda raw: len(raw) % 2):  # every key collides; keys of a parity collide
+        monkeypatch.setattr(snapshot, "fingerprint", weak)
+        index = _KeyIndex(np.array([0 if k is None else weak(k.encode()) for k in keys], dtype=np.uint64), text)
+        assert [index.get(k) for k in ("a", "c", "中", "dd")] == [0, 3, 5, 6]
+        assert index.get("b") == 4  # a repeated key: its last row, as a dict of the column would say
+        assert index.get("d") is None and index.get("") is None and index.get("\ud800") is None
+    monkeypatch.setattr(snapshot, "fingerprint", lambda raw: 7)
+    rows = np.array([3, 0])  # entries pointing at rows: entry 0 is row 3 ("c"), entry 1 row 0 ("a")
+    index = _KeyIndex(np.array([7, 7], dtype=np.uint64), text, rows=rows)
+    assert (index.get("c"), index.get("a"), index.get("b")) == (0, 1, None)
+    assert index.first_key() == "c" and len(index) == 2
+    assert _KeyIndex(np.zeros(0, dtype=np.uint64), text).first_key() is None
