@@ -163,6 +163,21 @@ def _proc_tree_rss(pid: int) -> int:
     return total
 
 
+def _proc_tree_anon(pid: int) -> int:
+    """Anonymous (heap) bytes of ``pid`` and its descendants: the resident set without the pages of
+    mapped files (the hub maps its index files; those pages are page cache the kernel can drop)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0
+    for p in (root, *root.children(recursive=True)):
+        with contextlib.suppress(psutil.Error, OSError, ValueError, StopIteration):
+            with open(f"/proc/{p.pid}/smaps_rollup", encoding="ascii") as fh:
+                line = next(ln for ln in fh if ln.startswith("Anonymous:"))
+            total += int(line.split()[1]) * 1024
+    return total
+
+
 def _dir_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
@@ -324,6 +339,7 @@ def measure_lookup(layout, snapshot: Path, *, seconds: float, certificates: int 
         run_wrk(hub.url, load.lookup_lines, seconds=2, **run)  # warm-up
         got = run_wrk(hub.url, load.lookup_lines, seconds=seconds, **run)
         server_mb = _proc_tree_rss(hub.proc.pid) / 2**20  # the hub server (and its workers) after the run
+        server_anon_mb = _proc_tree_anon(hub.proc.pid) / 2**20
     finally:
         hub.stop()
     if got.non_2xx or got.socket_errors or not got.requests:
@@ -332,6 +348,7 @@ def measure_lookup(layout, snapshot: Path, *, seconds: float, certificates: int 
     return {"p99_ms": round(got.p99_ms, 2), "p50_ms": round(got.p50_ms, 2), "rps": round(got.rps, 1),
             "requests": got.requests, "holders_rotated": load.distinct_holders,
             "server_start_s": round(ready, 2), "server_rss_mb": round(server_mb, 1),
+            "server_anon_mb": round(server_anon_mb, 1),
             "anchor": "bare_fastapi_get_p99_ms", "anchor_p99_ms": round(anchor.p99_ms, 2),
             "anchor_rps": round(anchor.rps, 1),
             "p99_ratio": round(got.p99_ms / anchor.p99_ms, 4) if anchor.p99_ms else None}

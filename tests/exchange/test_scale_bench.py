@@ -81,6 +81,7 @@ def test_scale_bench_runs_end_to_end_at_tiny_sizes(tmp_path, monkeypatch, capsys
         assert sum(r["disk_mb_by_dir"].values()) <= r["disk_mb"] + 0.5
         lk = r["lookup"]
         assert 20 < lk["server_rss_mb"] <= r["peak_rss_mb"]["lookup"] + 0.1
+        assert 0 < lk["server_anon_mb"] <= lk["server_rss_mb"] + 0.1  # heap alone, without mapped file pages
         assert lk["requests"] > 0 and lk["rps"] > 0 and lk["holders_rotated"] > 0
         assert 0 < lk["p50_ms"] <= lk["p99_ms"] and lk["anchor_p99_ms"] > 0
         assert _real(lk["p99_ratio"]) and lk["p99_ratio"] > 0
