@@ -41,19 +41,26 @@ INSERT INTO licences VALUES
 """
 
 
-@pytest.fixture(params=["in_memory", "mapped", "in_memory-compressed", "mapped-compressed"])
-def index(request, tmp_path):
+@pytest.fixture(params=["in_memory", "mapped", "in_memory-compressed", "mapped-compressed", "mapped-colliding"])
+def index(request, tmp_path, monkeypatch):
+    from exchange.api.core import snapshot
+
+    if request.param.endswith("-colliding"):  # every key shares one fingerprint: found by its stored key
+        monkeypatch.setattr(snapshot, "fingerprint_sql", lambda column: "0::UBIGINT")
+        monkeypatch.setattr(snapshot, "fingerprint", lambda raw: 0)
     path = tmp_path / "snap.duckdb"
     with duckdb.connect(str(path)) as conn:
         conn.execute(SCHEMA)
     conn = duckdb.connect(str(path), read_only=True)
     spill = tmp_path / "spill"
     spill.mkdir()
-    where, _, rows = request.param.partition("-")
+    where, _, rows = request.param.removesuffix("-colliding").partition("-")
     idx = SnapshotIndex.load(conn, spill_dir=spill if where == "mapped" else None, rows=rows or "auto")
     conn.close()  # the index does not need the connection after loading
     assert os.listdir(spill) == []  # the mapped files are unlinked at once
     assert set(idx.row_modes.values()) == {rows or "plain"}
+    if request.param.endswith("-colliding"):
+        assert len(idx._licence_index.candidates("L-A-1")) == 5 and len(idx._holder_index.candidates("P1")) == 2
     return idx
 
 

@@ -432,6 +432,20 @@ class _KeyIndex:
             i += 1
         return found
 
+    def candidates(self, key: str) -> list[int]:
+        """The entries whose fingerprint is ``key``'s, the last first: almost always one, and it is
+        ``key``'s unless ``key`` is absent. For a caller that reads the entry's row anyway and
+        checks the key there (no page of the key column touched)."""
+        try:
+            fp = fingerprint(key.encode("utf-8"))
+        except UnicodeEncodeError:
+            return []
+        fps = self._fp
+        i = j = bisect.bisect_left(fps, fp)
+        while j < len(fps) and fps[j] == fp:
+            j += 1
+        return sorted((self._entry[k] for k in range(i, j)), reverse=True)
+
     def first_key(self) -> str | None:
         """The key of entry 0 (None when there are none)."""
         if not len(self._fp):
@@ -561,9 +575,18 @@ class SnapshotIndex:
         return {"subjects": self.subjects.num_rows, "certificates": self.certificates.num_rows,
                 "licences": self.licences.num_rows}
 
+    @staticmethod
+    def _row_of(index: _KeyIndex, rows: _Blocks | _Text, key: str, field: str) -> tuple[int, dict[str, Any]] | None:
+        """(row position, row) of ``key``: its candidates' rows checked on their ``field``."""
+        for pos in index.candidates(key):
+            row = _decode_row(rows.view(pos))
+            if row.get(field) == key:
+                return pos, row
+        return None
+
     def subject(self, code: str) -> dict[str, Any] | None:
-        pos = self._subject_index.get(code)
-        return None if pos is None else _decode_row(self._subject_rows.view(pos))
+        found = self._row_of(self._subject_index, self._subject_rows, code, "subject_code")
+        return None if found is None else found[1]
 
     def _newest_of(self, cert_pos: int) -> tuple[str | None, int | None]:
         lpos = self._newest[cert_pos]
@@ -574,33 +597,37 @@ class SnapshotIndex:
 
     def certificates_of(self, holder_code: str) -> list[dict[str, Any]]:
         """The holder's certificates, each with ``licence_id``/``licence_version`` of its newest licence."""
-        entry = self._holder_index.get(holder_code)
-        if entry is None:
-            return []
-        run = self._holder_runs[entry]
-        start, rows, order, out = run >> _RUN_BITS, self._cert_rows, self._order, []
-        for place in range(start, start + (run & (_RUN_LIMIT - 1))):
-            pos = order[place]
-            row = _decode_row(rows.view(pos))
-            row["licence_id"], row["licence_version"] = self._newest_of(pos)
-            out.append(row)
-        return out
+        rows, order = self._cert_rows, self._order
+        for entry in self._holder_index.candidates(holder_code):
+            run = self._holder_runs[entry]
+            start = run >> _RUN_BITS
+            first = _decode_row(rows.view(order[start]))
+            if first.get("holder_code") != holder_code:
+                continue  # another holder's fingerprint
+            out = []
+            for place in range(start, start + (run & (_RUN_LIMIT - 1))):
+                pos = order[place]
+                row = first if place == start else _decode_row(rows.view(pos))
+                row["licence_id"], row["licence_version"] = self._newest_of(pos)
+                out.append(row)
+            return out
+        return []
 
     def certificate(self, cert_key: str) -> dict[str, Any] | None:
-        pos = self._cert_index.get(cert_key)
-        return None if pos is None else _decode_row(self._cert_rows.view(pos))
+        found = self._row_of(self._cert_index, self._cert_rows, cert_key, "cert_key")
+        return None if found is None else found[1]
 
     def licence(self, licence_id: str) -> dict[str, Any] | None:
-        pos = self._licence_index.get(licence_id)
-        return None if pos is None else _decode_row(self._licence_rows.view(pos))
+        found = self._row_of(self._licence_index, self._licence_rows, licence_id, "licence_id")
+        return None if found is None else found[1]
 
     def licence_read(self, licence_id: str) -> tuple[dict[str, Any], bool, str | None] | None:
         """(the licence row, a newer version of it exists, current status of its certificate):
         what a licence read answers, found with one lookup and by row position."""
-        pos = self._licence_index.get(licence_id)
-        if pos is None:
+        found = self._row_of(self._licence_index, self._licence_rows, licence_id, "licence_id")
+        if found is None:
             return None
-        row = _decode_row(self._licence_rows.view(pos))
+        pos, row = found
         cpos = self._licence_cert[pos]
         if cpos < 0:
             newest = self._orphan_newest.get(row["cert_key"])
