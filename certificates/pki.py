@@ -36,9 +36,14 @@ and no licence-signing EKU, so a trust store never accepts it as a licence issue
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import logging
 import os
+import threading
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,9 +138,40 @@ class HubServiceKey:
         return public_jwk(self.certificate, self.root, kid=self.kid)
 
 
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def keys_lock(keys_dir: Path) -> Iterator[None]:
+    """Hold the key store exclusively (a file lock, ``.lock`` in ``keys_dir``): two processes
+    creating or rotating keys at once would each make their own root or leaf, and one of them
+    would sign with a key that is no longer on disk. Re-entrant within a thread."""
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    depth: dict[str, int] = _held.__dict__.setdefault("depth", {})
+    name = str(keys_dir.resolve())
+    if depth.get(name):
+        depth[name] += 1
+        try:
+            yield
+        finally:
+            depth[name] -= 1
+        return
+    fd = os.open(keys_dir / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        depth[name] = 1
+        try:
+            yield
+        finally:
+            depth.pop(name, None)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 def _write(path: Path, data: bytes, *, private: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
@@ -297,7 +333,11 @@ class Keyring:
         """
         at = aware(at)
         secret = resolve_passphrase(passphrase)
-        keys_dir = layout.keys
+        with keys_lock(layout.keys):
+            return cls._load_or_create(layout.keys, at, secret)
+
+    @classmethod
+    def _load_or_create(cls, keys_dir: Path, at: dt.datetime, secret: bytes) -> "Keyring":
         root_key_path, root_cert_path = keys_dir / "root.key.pem", keys_dir / "root.cert.pem"
         if root_key_path.exists() and root_cert_path.exists():
             root_key, root = _load_key(root_key_path, secret), _load_cert(root_cert_path)
@@ -373,6 +413,12 @@ def rotate_issuer(layout: Layout, department: str, *, at: dt.datetime,
     material, so licences signed with the old key verify until that certificate expires;
     the old private key is deleted (nothing new is signed with it).
     """
+    with keys_lock(layout.keys):
+        return _rotate_issuer(layout, department, at=at, passphrase=passphrase)
+
+
+def _rotate_issuer(layout: Layout, department: str, *, at: dt.datetime,
+                   passphrase: bytes | None = None) -> IssuerKey:
     at = aware(at)
     secret = resolve_passphrase(passphrase)
     keyring = Keyring.load_or_create(layout, at=at, passphrase=secret)
@@ -396,6 +442,11 @@ def rotate_service(layout: Layout, *, at: dt.datetime, passphrase: bytes | None 
     As :func:`rotate_issuer`: the old certificate moves to ``hub/retired/`` and stays
     published (earlier seals and use-copies keep verifying); the old private key is deleted.
     """
+    with keys_lock(layout.keys):
+        return _rotate_service(layout, at=at, passphrase=passphrase)
+
+
+def _rotate_service(layout: Layout, *, at: dt.datetime, passphrase: bytes | None = None) -> HubServiceKey:
     at = aware(at)
     secret = resolve_passphrase(passphrase)
     keyring = Keyring.load_or_create(layout, at=at, passphrase=secret)

@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -281,7 +282,7 @@ class TrustStore:
                                      for i in [*self.issuers.values(), *self.services.values()])
         jwks = json.dumps(self.jwks(), indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
         for name, data in (("root.pem", root_pem), ("bundle.pem", bundle), ("jwks.json", jwks)):
-            tmp = directory / f".{name}.tmp"
+            tmp = directory / f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"  # unique: publishers may race
             tmp.write_bytes(data)
             os.replace(tmp, directory / name)
         return directory

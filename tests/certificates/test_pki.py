@@ -158,3 +158,46 @@ def test_publish_trust_returns_directory(hub, tmp_path):
     _, keyring, _ = hub
     out = publish_trust(keyring, tmp_path / "pub")
     assert TrustStore.from_dir(out).issuers.keys() == keyring.trust().issuers.keys()
+
+
+
+PASS = b"a passphrase of the test"
+
+
+def _create_keyring(root: str, start, out) -> None:  # runs in a process of its own (below)
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import hashes
+
+    from warehouse.datadir import Layout
+
+    start.wait(timeout=60)
+    try:
+        ring = Keyring.load_or_create(Layout(Path(root)), at=T0, passphrase=PASS)
+        out.put(("ok", ring.root_certificate.fingerprint(hashes.SHA256()).hex(),
+                 sorted(i.kid for i in ring.issuers.values()), ring.service.kid))
+    except Exception as exc:  # noqa: BLE001 — reported to the test
+        out.put(("error", repr(exc)))
+
+
+def test_processes_creating_the_keys_at_once_share_one_root(tmp_path):
+    """Two writers' first runs on a new data directory create the key store at the same moment
+    (the DuckLake concurrent-writers test does): they must end with the same keys, not each with
+    its own root, and neither may fail on the other's temporary file."""
+    import multiprocessing
+
+    from warehouse.datadir import Layout
+
+    ctx = multiprocessing.get_context("spawn")
+    start, out = ctx.Barrier(4), ctx.Queue()  # all four imported and waiting, then all go at once
+    procs = [ctx.Process(target=_create_keyring, args=(str(tmp_path / "data"), start, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert all(r[0] == "ok" for r in results), results
+    assert all(r[1:] == results[0][1:] for r in results), results
+    again = Keyring.load_or_create(Layout(tmp_path / "data"), at=T0, passphrase=PASS)
+    assert again.service.kid == results[0][3]  # what is on disk is what every process signed with
+    assert not list((tmp_path / "data").rglob("*.tmp"))
