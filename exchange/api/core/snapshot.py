@@ -401,9 +401,10 @@ def _fingerprints(table: pa.Table, key: str) -> np.ndarray:
 class _KeyIndex:
     """Key → entry (a row, or a run) without a Python object per key: the keys' 64-bit
     fingerprints, sorted, beside each one's entry (12 bytes a key, against ~200 for a dict of
-    str; a dict index of the 10M-person library is ~11 GB of heap). A lookup fingerprints the key,
-    bisects, and compares the key stored at the candidate's row, so a fingerprint shared by two
-    keys never answers the wrong one. ~2 µs a lookup."""
+    str; the dict index of the 10M-person library took ~14 GB of heap, this one 2.9 GB). A lookup
+    fingerprints the key, bisects, and compares the key of each candidate, in the key column
+    (:meth:`get`) or on the row the caller reads anyway (:meth:`candidates`), so a fingerprint
+    shared by two keys never answers the wrong one. ~2 µs a lookup."""
 
     def __init__(self, fingerprints: np.ndarray, keys: _Text, rows: np.ndarray | None = None) -> None:
         """``fingerprints[e]``: entry ``e``'s; ``keys``: the key column; ``rows[e]``: the row of
@@ -418,19 +419,14 @@ class _KeyIndex:
         return len(self._fp)
 
     def get(self, key: str) -> int | None:
-        """The entry of ``key`` (the last, if the column repeats it), or None."""
-        try:
-            raw = key.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate: no stored key is one
-            return None
-        fp, fps, found = fingerprint(raw), self._fp, None
-        i = bisect.bisect_left(fps, fp)
-        while i < len(fps) and fps[i] == fp:
-            entry = self._entry[i]
+        """The entry of ``key`` (the last, if the column repeats it), or None; the key is checked
+        in the key column."""
+        candidates = self.candidates(key)
+        raw = key.encode("utf-8") if candidates else b""  # candidates: the key encodes
+        for entry in candidates:
             if self._keys.view(entry if self._rows is None else self._rows[entry]) == raw:
-                found = entry if found is None else max(found, entry)
-            i += 1
-        return found
+                return entry
+        return None
 
     def candidates(self, key: str) -> list[int]:
         """The entries whose fingerprint is ``key``'s, the last first: almost always one, and it is
