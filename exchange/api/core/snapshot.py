@@ -86,13 +86,11 @@ _RUN_BITS = 20
 _RUN_LIMIT = 1 << _RUN_BITS
 
 
-def _spill(directory: Path | None) -> str:
+def _spill(directory: Path) -> str:
     """A new empty file for index data in ``directory`` (else the system's temporary directory)."""
     try:
-        if directory is None:
-            raise OSError
         fd, name = tempfile.mkstemp(prefix=".index-", suffix=".arrow", dir=directory)
-    except OSError:  # no directory, or not writable for the service: the system's temporary directory
+    except OSError:  # directory not writable for the service: the system's temporary directory
         fd, name = tempfile.mkstemp(prefix="onewindow-index-", suffix=".arrow")
     os.close(fd)
     return name
