@@ -41,6 +41,16 @@ INSERT INTO licences VALUES
 """
 
 
+def _snapshot(tmp_path):
+    """The SCHEMA snapshot opened read-only, and an empty spill folder beside it."""
+    path = tmp_path / "snap.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(SCHEMA)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    return duckdb.connect(str(path), read_only=True), spill
+
+
 @pytest.fixture(params=["in_memory", "mapped", "in_memory-compressed", "mapped-compressed", "mapped-colliding"])
 def index(request, tmp_path, monkeypatch):
     from exchange.api.core import snapshot
@@ -48,12 +58,7 @@ def index(request, tmp_path, monkeypatch):
     if request.param.endswith("-colliding"):  # every key shares one fingerprint: found by its stored key
         monkeypatch.setattr(snapshot, "fingerprint_sql", lambda column: "0::UBIGINT")
         monkeypatch.setattr(snapshot, "fingerprint", lambda raw: 0)
-    path = tmp_path / "snap.duckdb"
-    with duckdb.connect(str(path)) as conn:
-        conn.execute(SCHEMA)
-    conn = duckdb.connect(str(path), read_only=True)
-    spill = tmp_path / "spill"
-    spill.mkdir()
+    conn, spill = _snapshot(tmp_path)
     where, _, rows = request.param.removesuffix("-colliding").partition("-")
     idx = SnapshotIndex.load(conn, spill_dir=spill if where == "mapped" else None, rows=rows or "auto")
     conn.close()  # the index does not need the connection after loading
@@ -187,12 +192,7 @@ def test_auto_keeps_rows_compressed_when_plain_text_would_not_fit(tmp_path, monk
 
     from exchange.api.core import snapshot
 
-    path = tmp_path / "snap.duckdb"
-    with duckdb.connect(str(path)) as conn:
-        conn.execute(SCHEMA)
-    conn = duckdb.connect(str(path), read_only=True)
-    spill = tmp_path / "spill"
-    spill.mkdir()
+    conn, spill = _snapshot(tmp_path)
     real = shutil.disk_usage
     usage = namedtuple("usage", "total used free")
     # half of 1,200 bytes free: the certificates' 3 rows (~400 bytes each) do not fit as plain text,

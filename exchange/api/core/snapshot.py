@@ -497,7 +497,8 @@ class SnapshotIndex:
         self._subject_index = _KeyIndex(_fingerprints(subjects, "subject_code"),
                                         _Text(subjects.column("subject_code")))
         self._cert_index = _KeyIndex(_fingerprints(certificates, "cert_key"), _Text(certificates.column("cert_key")))
-        self._licence_index = _KeyIndex(_fingerprints(licences, "licence_id"), _Text(licences.column("licence_id")))
+        self._licence_ids = _Text(licences.column("licence_id"))  # the key column, also read by position
+        self._licence_index = _KeyIndex(_fingerprints(licences, "licence_id"), self._licence_ids)
         # Each licence's certificate (-1: its certificate is not in the table), and each
         # certificate's newest licence: the highest version, NULL counting as 0 (-1: none).
         lic_cert = pc.index_in(licences.column("cert_key"), value_set=certificates.column("cert_key"))
@@ -521,7 +522,6 @@ class SnapshotIndex:
                 self._orphan_newest[key] = ids[pos].as_py()
         self._subject_rows, self._cert_rows, self._licence_rows = (
             rows["subjects"], rows["certificates"], rows["licences"])
-        self._licence_ids = _Text(ids)
         versions = pc.fill_null(licences.column("version").cast(pa.int64()), _NULL_INT).to_numpy()
         status, self._status_values = _codes(certificates.column("status"))
         # Read one element per request: indexing a memoryview gives a Python int (~40 ns),
