@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 
 import duckdb
@@ -248,3 +249,96 @@ def test_key_index_never_answers_another_key_that_shares_a_fingerprint(monkeypat
     assert (index.get("c"), index.get("a"), index.get("b")) == (0, 1, None)
     assert index.first_key() == "c" and len(index) == 2
     assert _KeyIndex(np.zeros(0, dtype=np.uint64), text).first_key() is None
+
+
+def _big_snapshot(tmp_path, certificates=4_000):
+    """A snapshot whose licence rows fill many pages (long tokens), and a spill folder."""
+    path = tmp_path / "big.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(SCHEMA.split("INSERT", 1)[0])
+        conn.execute(f"""INSERT INTO licences SELECT 'L-' || i, 'L-' || i, 'C' || i, 1, repeat('t', 2000) || i,
+                         NULL, NULL, 'I1', 'T1', 'P' || i FROM range({certificates}) r(i)""")
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    return duckdb.connect(str(path), read_only=True), spill
+
+
+def _index_mappings() -> list[tuple[int, int]]:
+    """(size, resident) in bytes of this process's mappings of unlinked index files."""
+    out, current = [], None
+    with open("/proc/self/smaps", encoding="utf-8") as fh:
+        for line in fh:
+            head = line.split()
+            if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+                current = None
+                if ".index-" in line and "(deleted)" in line:
+                    current = [0, 0]
+                    out.append(current)
+            elif current is not None and head[0] in ("Size:", "Rss:"):
+                current[0 if head[0] == "Size:" else 1] = int(head[1]) * 1024
+    return [tuple(m) for m in out]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc/self/smaps")
+@pytest.mark.parametrize("rows", ["plain", "compressed"])
+def test_warm_load_maps_every_page_of_the_index_files_and_cold_only_those_read(tmp_path, rows):
+    import gc
+
+    conn, spill = _big_snapshot(tmp_path)
+    before = set(_index_mappings())
+    cold = SnapshotIndex.load(conn, spill_dir=spill, rows=rows, warm="off")
+    assert cold.warm == {"mode": "off", "warmed_bytes": 0, "skipped_bytes": cold.warm["skipped_bytes"],
+                         "seconds": 0.0, "populated": False} and cold.warm["skipped_bytes"] > 100_000
+    mapped = [m for m in _index_mappings() if m not in before]
+    big = max(size for size, _ in mapped)
+    assert big > 100_000
+    # cold: the largest file (the licence rows: plain in the keys file, or the blocks) is mostly not resident
+    assert sum(res for size, res in mapped if size == big) < big / 2
+    del cold
+    gc.collect()
+    warm = SnapshotIndex.load(conn, spill_dir=spill, rows=rows, warm="on")
+    assert warm.warm["mode"] == "on" and warm.warm["skipped_bytes"] == 0 and warm.warm["populated"]
+    mapped = [m for m in _index_mappings() if m not in before]
+    mapped_bytes = sum(size for size, _ in mapped)  # whole pages
+    assert 0 <= mapped_bytes - warm.warm["warmed_bytes"] < len(mapped) * mmap.PAGESIZE
+    assert all(res == size for size, res in mapped), mapped  # every page of every file resident
+    assert warm.licence("L-3999")["token"] == "t" * 2000 + "3999"
+
+
+def test_auto_warm_reads_in_only_what_fits_half_the_available_memory(tmp_path, monkeypatch, caplog):
+    from exchange.api.core import snapshot
+
+    conn, spill = _big_snapshot(tmp_path)
+    monkeypatch.setattr(snapshot, "_available_memory", lambda: 1 << 40)
+    roomy = SnapshotIndex.load(conn, spill_dir=spill, rows="compressed", warm="auto")
+    total = roomy.warm["warmed_bytes"]
+    assert roomy.warm["skipped_bytes"] == 0 and total > 100_000
+    monkeypatch.setattr(snapshot, "_available_memory", lambda: total)  # a budget of half of it
+    tight = SnapshotIndex.load(conn, spill_dir=spill, rows="compressed", warm="auto")
+    assert 0 < tight.warm["skipped_bytes"] and tight.warm["warmed_bytes"] <= total // 2
+    assert tight.warm["warmed_bytes"] + tight.warm["skipped_bytes"] == total
+    assert "not read in (auto" in caplog.text
+    assert tight.licence("L-17")["token"].endswith("17")  # served either way
+    monkeypatch.setattr(snapshot, "_available_memory", lambda: None)  # no /proc/meminfo: nothing read in
+    assert SnapshotIndex.load(conn, spill_dir=spill, rows="compressed", warm="auto").warm["warmed_bytes"] == 0
+    assert SnapshotIndex.load(conn, spill_dir=None, warm="on").warm is None  # in memory: nothing mapped
+
+
+def test_warm_falls_back_to_read_ahead_without_populate(tmp_path, monkeypatch):
+    from exchange.api.core import snapshot
+
+    monkeypatch.setattr(snapshot, "_MADV_POPULATE_READ", -1)  # EINVAL, as on a kernel before 5.14
+    conn, spill = _big_snapshot(tmp_path)
+    idx = SnapshotIndex.load(conn, spill_dir=spill, rows="plain", warm="on")
+    assert idx.warm["warmed_bytes"] > 100_000 and idx.warm["populated"] is False
+    assert idx.licence("L-5")["token"].endswith("5")
+
+
+def test_unknown_warm_mode_is_a_clear_error(monkeypatch):
+    from exchange.api.core.snapshot import INDEX_WARM_ENV, index_warm_mode
+
+    monkeypatch.setenv(INDEX_WARM_ENV, "hot")
+    with pytest.raises(ValueError, match="ONEWINDOW_INDEX_WARM='hot': expected one of auto, on, off"):
+        index_warm_mode()
+    monkeypatch.setenv(INDEX_WARM_ENV, " OFF ")
+    assert index_warm_mode() == "off"

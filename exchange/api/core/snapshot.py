@@ -96,9 +96,10 @@ def _spill(directory: Path) -> str:
     return name
 
 
-def _map(name: str) -> mmap.mmap | bytes:
+def _map(name: str, warm: "_Warmer | None" = None) -> mmap.mmap | bytes:
     """Memory-map the file ``name`` read-only (``b""`` when empty); the caller unlinks it: the
-    mapping keeps the data until it is freed, and no file is left behind."""
+    mapping keeps the data until it is freed, and no file is left behind. ``warm`` may read it
+    in at once (see :class:`_Warmer`)."""
     if os.path.getsize(name) == 0:
         return b""
     with open(name, "rb") as fh:
@@ -106,15 +107,88 @@ def _map(name: str) -> mmap.mmap | bytes:
     # Requests read scattered rows: no readahead, so only the pages read become resident.
     if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_RANDOM"):
         mapped.madvise(mmap.MADV_RANDOM)
+    if warm is not None:
+        warm(mapped)
     return mapped
 
 
+#: whether a snapshot's memory-mapped index files are read in when it is loaded
+#: (``ONEWINDOW_INDEX_WARM``): ``on``, ``off``, or ``auto``: while they fit in half the memory
+#: available at that moment. Warm, a replica's first requests read memory instead of faulting
+#: in each page they touch (a once-only answer touches ~20 scattered pages; at 1M persons the
+#: files are ~9 GB and populate in ~1.5 s); not warm, only the pages requests read become
+#: resident, for libraries larger than memory.
+INDEX_WARM_ENV = "ONEWINDOW_INDEX_WARM"
+INDEX_WARM_MODES = ("auto", "on", "off")
+#: madvise(2) advice that populates a mapping's page tables, reading the file as needed (Linux 5.14)
+_MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)
+
+
+def index_warm_mode(value: str | None = None) -> str:
+    """The configured warm-up (see ``INDEX_WARM_ENV``); a clear error when unknown."""
+    mode = (value if value is not None else os.environ.get(INDEX_WARM_ENV, "auto")).strip().lower() or "auto"
+    if mode not in INDEX_WARM_MODES:
+        raise ValueError(f"{INDEX_WARM_ENV}={mode!r}: expected one of {', '.join(INDEX_WARM_MODES)}")
+    return mode
+
+
+def _available_memory() -> int | None:
+    """MemAvailable of /proc/meminfo in bytes; None where there is none (not Linux)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class _Warmer:
+    """Reads in the mapped files of one index load while they fit its budget (``mode``: see
+    ``INDEX_WARM_ENV``; ``auto``'s budget is half the memory available when the load starts).
+
+    A file is populated with ``MADV_POPULATE_READ``: its pages are read into the page cache (they
+    mostly are, just written) and mapped, so no request faults on them. Where the kernel lacks
+    it, ``MADV_WILLNEED`` reads them ahead and the first touches still fault, cheaper."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        if mode == "auto":
+            available = _available_memory()
+            self.budget: int | None = available // 2 if available else 0
+        else:
+            self.budget = None if mode == "on" else 0
+        self.warmed = self.skipped = 0  # bytes
+        self.seconds = 0.0
+        self.populated = True  # False once a file was only read ahead
+
+    def __call__(self, mapped: mmap.mmap) -> None:
+        size = len(mapped)
+        if self.budget is not None and self.warmed + size > self.budget:
+            self.skipped += size
+            return
+        started = time.perf_counter()
+        try:
+            mapped.madvise(_MADV_POPULATE_READ)
+        except (OSError, AttributeError):  # older kernel (EINVAL), or no madvise
+            self.populated = False
+            if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_WILLNEED"):
+                mapped.madvise(mmap.MADV_WILLNEED)
+        self.seconds += time.perf_counter() - started
+        self.warmed += size
+
+    def report(self) -> dict[str, Any]:
+        return {"mode": self.mode, "warmed_bytes": self.warmed, "skipped_bytes": self.skipped,
+                "seconds": round(self.seconds, 3), "populated": self.populated and self.warmed > 0}
+
+
 def _load_split(reader: pa.RecordBatchReader, directory: Path | None,
-                compress: bool) -> tuple[pa.Table, _Blocks | _Text]:
+                compress: bool, warm: _Warmer | None = None) -> tuple[pa.Table, _Blocks | _Text]:
     """Stream ``reader`` (key columns, then ``row``) into an Arrow table, the ``row`` texts
     either in it (plain, read by :class:`_Text`) or, with ``compress``, in compressed blocks
     (:class:`_Blocks`). With ``directory`` both go to files there that are memory-mapped and
-    unlinked at once (page cache, not the service's heap); without, to memory."""
+    unlinked at once (page cache, not the service's heap), and read in by ``warm``; without, to memory."""
     keys_schema = pa.schema([f for f in reader.schema if f.name != "row" or not compress])
     names = []
     try:
@@ -139,8 +213,8 @@ def _load_split(reader: pa.RecordBatchReader, directory: Path | None,
             keys = pa.ipc.open_file(sink.getvalue()).read_all()
         else:
             # zero-copy: the table's buffers hold the mapping, which ends when they are freed
-            keys = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(_map(names[0])))).read_all()
-            data = _map(names[1])
+            keys = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(_map(names[0], warm)))).read_all()
+            data = _map(names[1], warm)
         return keys, (_Blocks(data, *ends) if compress else _Text(keys.column("row")))
     finally:
         for name in names:
@@ -471,6 +545,8 @@ class SnapshotIndex:
                     "certificates": _Text(certificates.column("row")),
                     "licences": _Text(licences.column("row"))}
         self.row_modes = {name: "compressed" if isinstance(r, _Blocks) else "plain" for name, r in rows.items()}
+        #: what the load read in of the mapped files (:class:`_Warmer`); None in memory
+        self.warm: dict[str, Any] | None = None
         self.subjects, self.certificates, self.licences = subjects, certificates, licences
         # A holder's certificates in licence-type order: positions sorted by (holder, type, key).
         self._order = pc.sort_indices(certificates.select(["holder_code", "licence_type_code", "cert_key"]),
@@ -533,7 +609,8 @@ class SnapshotIndex:
         self._status = _ints(status)
 
     @classmethod
-    def load(cls, conn: Any, spill_dir: Path | None = None, rows: str | None = None) -> "SnapshotIndex":
+    def load(cls, conn: Any, spill_dir: Path | None = None, rows: str | None = None,
+             warm: str | None = None) -> "SnapshotIndex":
         """Read the three tables from a snapshot connection (plain scans), a record batch at a time.
 
         Each row is kept as one JSON text, plain or in compressed blocks (``rows``: a mode of
@@ -541,9 +618,12 @@ class SnapshotIndex:
         tokens alone are ~2 KB a licence, 5.8 GB of licence rows at 1M persons. With ``spill_dir``
         the tables are streamed into files there, memory-mapped and unlinked at once: they live
         in the page cache (file-backed, evictable) rather than on the service's heap. Without it
-        they are kept in memory (and ``auto`` keeps them plain).
+        they are kept in memory (and ``auto`` keeps them plain). ``warm`` (a mode of
+        :data:`INDEX_WARM_MODES`, by default ``ONEWINDOW_INDEX_WARM`` or ``auto``) decides whether the
+        mapped files are read in now; the outcome is :attr:`warm`.
         """
         mode = index_rows_mode(rows)
+        warmer = _Warmer(index_warm_mode(warm)) if spill_dir is not None else None
         if spill_dir is not None:  # DuckDB's default limit is 80% of RAM: bound what the scans use
             conn.execute(f"SET memory_limit = '{DUCKDB_LOAD_MEMORY_LIMIT}'")
             conn.execute(f"SET temp_directory = '{_sql_text(str(spill_dir / '.duckdb-sort'))}'")
@@ -557,12 +637,19 @@ class SnapshotIndex:
             columns = [f"{alias}.{k}" for k in keys.split(", ")]
             columns += [f"{fingerprint_sql(f'{alias}.{k}')} AS {k}_fp" for k in fps]
             sql = f"SELECT {', '.join(columns)}, {row} AS row FROM {table} {alias}"
-            loaded[table] = _load_split(conn.execute(sql).to_arrow_reader(_BATCH_ROWS), spill_dir, compress)
+            loaded[table] = _load_split(conn.execute(sql).to_arrow_reader(_BATCH_ROWS), spill_dir, compress, warmer)
         if spill_dir is not None:  # then keep its block cache from holding what was read resident
             conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
         index = cls(loaded["subjects"][0], loaded["certificates"][0], loaded["licences"][0],
                     rows={name: r for name, (_, r) in loaded.items()})
         log.info("snapshot index rows: %s", index.row_modes)
+        if warmer is not None:
+            index.warm = warmer.report()
+            if warmer.skipped:
+                log.warning("snapshot index: %.1f GB of mapped files not read in (%s: %.1f GB budget); "
+                            "requests fault their pages in as they read them", warmer.skipped / 1e9,
+                            warmer.mode, (warmer.budget or 0) / 1e9)
+            log.info("snapshot index warm-up: %s", index.warm)
         return index
 
     def counts(self) -> dict[str, int]:
