@@ -129,7 +129,8 @@ def bench_serve(workdir: Path, console: Console | None = None) -> dict[str, dict
 
     ``ONEWINDOW_BENCH_SERVE_PERSONS`` (default 1,000,000) persons go through the real pipeline
     into a published snapshot; ``ONEWINDOW_BENCH_SERVE_SECONDS`` (15) per measured run,
-    ``ONEWINDOW_BENCH_SUSTAINED_SECONDS`` (60) for the sustained run; ``ONEWINDOW_BENCH_SERVE_WORKERS``
+    ``ONEWINDOW_BENCH_SUSTAINED_SECONDS`` (60) for the sustained run; ``ONEWINDOW_BENCH_SERVE_ROUNDS``
+    (3) alternating anchor/hub runs that time is split into; ``ONEWINDOW_BENCH_SERVE_WORKERS``
     (1) uvicorn workers of both servers (on 2 cores, 2 workers measured worse for once-only: the
     workers share the usage log's write lock and the cores with wrk). See exchange/serve_bench.py.
 
@@ -144,7 +145,8 @@ def bench_serve(workdir: Path, console: Console | None = None) -> dict[str, dict
     return serve(Path(keep) if keep else workdir, persons, console,
                  seconds=float(os.environ.get("ONEWINDOW_BENCH_SERVE_SECONDS", 15)),
                  sustained_seconds=float(os.environ.get("ONEWINDOW_BENCH_SUSTAINED_SECONDS", 60)),
-                 reuse=bool(keep), workers=int(os.environ.get("ONEWINDOW_BENCH_SERVE_WORKERS", 1)))
+                 reuse=bool(keep), workers=int(os.environ.get("ONEWINDOW_BENCH_SERVE_WORKERS", 1)),
+                 rounds=int(os.environ.get("ONEWINDOW_BENCH_SERVE_ROUNDS", 3)))
 
 
 def bench_scale(workdir: Path, console: Console | None, sections: dict[str, dict]) -> dict[str, dict]:

@@ -7,6 +7,11 @@ the snapshot with uvicorn in a process of its own and drives it with Debian's ``
 (32 connections, Lua scripts that rotate over many holders and licences, so this is not a
 one-key cache test). The anchor is a bare FastAPI app (:func:`bare_app`) served by the same
 uvicorn command line (same worker count, loop and HTTP implementation) in the same run.
+Both servers run side by side and are driven in turn, one at a time: each figure's time is
+split into ``rounds`` (3) alternating anchor and hub runs, the order reversed every other
+round (ABBA), so that a slow or fast spell of the shared machine falls on both sides
+rather than on whichever ran then. Requests/s is all requests over all rounds' time; a p99
+is the median of the rounds' p99s; each figure also lists its rounds.
 
 Figures: ``lookup_rps`` / ``lookup_p99_ms`` (``GET /api/v1/licences/{id}`` with key,
 purpose and holder authorisation, answered with a use-copy), ``once_only_rps`` /
@@ -39,6 +44,7 @@ from warehouse.datadir import ENV_VAR, Layout
 
 CONNECTIONS = 32
 WRK_THREADS = 2
+ROUNDS = 3  # anchor/hub alternations per figure (ONEWINDOW_BENCH_SERVE_ROUNDS)
 WORKERS = 1  # uvicorn worker processes of both servers (ONEWINDOW_BENCH_SERVE_WORKERS)
 UVICORN_FLAGS = ("--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log")
 DEPARTMENT = ("11330100002496476R", "杭州市民政局")
@@ -226,6 +232,22 @@ class WrkResult:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
+def combine(results: list[WrkResult]) -> WrkResult:
+    """Rounds of one figure as one result: counts and time summed, latencies the rounds' medians."""
+    if not results:
+        raise ValueError("no wrk results to combine")
+
+    def median(values: list[float]) -> float:
+        v = sorted(values)
+        mid = len(v) // 2
+        return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+
+    return WrkResult(requests=sum(r.requests for r in results), seconds=sum(r.seconds for r in results),
+                     socket_errors=sum(r.socket_errors for r in results),
+                     non_2xx=sum(r.non_2xx for r in results),
+                     p50_ms=median([r.p50_ms for r in results]), p99_ms=median([r.p99_ms for r in results]))
+
+
 def wrk_binary() -> str:
     for candidate in (os.environ.get("ONEWINDOW_WRK"), "/usr/bin/wrk"):
         if candidate and Path(candidate).is_file():
@@ -381,9 +403,12 @@ def library(root: Path, persons: int, log: Any = None, *, reuse: bool = False) -
 
 def bench_serve(workdir: Path, persons: int, log: Any = None, *, seconds: float = 15,
                 sustained_seconds: float = 60, rotate: int = ROTATE, reuse: bool = False,
-                workers: int = WORKERS) -> dict[str, dict]:
+                workers: int = WORKERS, rounds: int = ROUNDS) -> dict[str, dict]:
     """Build a library of ``persons`` (or reuse the one built in ``workdir`` before), serve it,
-    measure; returns the figures (see the module doc)."""
+    measure; returns the figures (see the module doc). ``seconds`` is each figure's measured
+    time, split over ``rounds`` alternating anchor/hub runs (at least 1 s each)."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, not {rounds}")
     root = workdir / f"serve-{persons}"
     layout, published = library(root, persons, log, reuse=reuse)
     work = root / "bench"
@@ -401,19 +426,26 @@ def bench_serve(workdir: Path, persons: int, log: Any = None, *, seconds: float 
     run = dict(api_key=load.api_key, item=item, script=script)
 
     if log:
-        log.log(f"serve: anchor (bare FastAPI on uvicorn, {workers} worker(s)) …")
+        log.log(f"serve: anchor (bare FastAPI on uvicorn, {workers} worker(s)) and the hub "
+                f"({load.distinct_holders:,} holders rotated), {rounds} alternating rounds …")
     with Server("exchange.serve_bench:bare_app", env=env, probe="/worker", log_path=work / "bare.log",
-                workers=workers) as bare:
+                workers=workers) as bare, \
+            Server("exchange.api.main:create_app", env=env, probe="/healthz", log_path=work / "hub.log",
+                   workers=workers) as hub:
         run_wrk(bare.url + "/bare", bare_lines, seconds=2, **run)  # warm-up
-        bare_get = run_wrk(bare.url + "/bare", bare_lines, seconds=seconds, **run)
-        bare_json = run_wrk(bare.url + "/bare", bare_post, seconds=seconds, **run)
-    if log:
-        log.log(f"serve: the hub ({load.distinct_holders:,} holders rotated) …")
-    with Server("exchange.api.main:create_app", env=env, probe="/healthz", log_path=work / "hub.log",
-                workers=workers) as hub:
         run_wrk(hub.url, load.lookup_lines, seconds=2, **run)  # warm-up: code paths, caches
-        lookup = run_wrk(hub.url, load.lookup_lines, seconds=seconds, **run)
-        once = run_wrk(hub.url, load.once_only_lines, seconds=seconds, **run)
+        part = seconds / rounds
+        pairs = {"lookup": ((bare.url + "/bare", bare_lines), (hub.url, load.lookup_lines)),
+                 "once_only": ((bare.url + "/bare", bare_post), (hub.url, load.once_only_lines))}
+        measured: dict[str, tuple[list[WrkResult], list[WrkResult]]] = {k: ([], []) for k in pairs}
+        for r in range(rounds):
+            for name, sides in pairs.items():
+                order = (0, 1) if r % 2 == 0 else (1, 0)  # ABBA: anchor first, then hub first
+                for side in order:
+                    url, lines = sides[side]
+                    measured[name][side].append(run_wrk(url, lines, seconds=part, **run))
+        bare_get, lookup = (combine(x) for x in measured["lookup"])
+        bare_json, once = (combine(x) for x in measured["once_only"])
         time.sleep(1.0)  # requests abandoned by wrk at its stop finish
         before_count, before_seq = log_state(layout)
         if log:
@@ -446,4 +478,13 @@ def bench_serve(workdir: Path, persons: int, log: Any = None, *, seconds: float 
     figures["lookup_rps"].update(persons=persons, holders_rotated=load.distinct_holders,
                                  connections=CONNECTIONS, uvicorn_workers=workers)
     figures["once_only_rps"].update(items=load.items)
+    for name in ("lookup", "once_only"):
+        anchors, hubs = measured[name]
+        figures[f"{name}_rps"]["rounds"] = [
+            {"value": round(h.rps, 2), "anchor_value": round(a.rps, 2),
+             "ratio": round(h.rps / a.rps, 4) if a.rps else None} for a, h in zip(anchors, hubs)]
+        figures[f"{name}_p99_ms"]["rounds"] = [
+            {"value": h.p99_ms, "anchor_value": a.p99_ms,
+             "ratio": round(h.p99_ms / a.p99_ms, 4) if a.p99_ms else None} for a, h in zip(anchors, hubs)]
+        figures[f"{name}_rps"]["rounds_total_seconds"] = round(sum(h.seconds for h in hubs), 1)
     return figures

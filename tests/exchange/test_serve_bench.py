@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +32,11 @@ def test_serving_benchmark_runs_clean_at_tiny_size(tmp_path, monkeypatch):
     assert s["log_records_written"] >= s["anchor_value"]
     assert 0 <= s["in_flight_at_stop"] <= CONNECTIONS, s
     assert len(figures["once_only_rps"]["items"]) == 5
+    for name in ("lookup_rps", "lookup_p99_ms", "once_only_rps", "once_only_p99_ms"):
+        rounds = figures[name]["rounds"]  # 3 alternating anchor/hub runs of 1 s each
+        assert len(rounds) == 3 and all(r["value"] > 0 and r["anchor_value"] > 0 for r in rounds), (name, rounds)
+    ps = sorted(r["value"] for r in figures["lookup_p99_ms"]["rounds"])
+    assert figures["lookup_p99_ms"]["value"] == round(ps[1], 2)  # the median round
 
     # The chain check the figure relies on does notice a tampered record.
     layout = Layout(tmp_path / "serve-2000")
@@ -139,3 +145,18 @@ def test_record_queued_after_the_writer_stopped_is_refused_not_left_waiting(tmp_
     store.close()
     with pytest.raises(StoreError, match="closed before"):
         late.result(timeout=5)
+
+
+def test_rounds_combine_into_one_figure():
+    from exchange.serve_bench import WrkResult, bench_serve, combine
+
+    rounds = [WrkResult(100, 1.0, 0, 1, 1.0, 9.0), WrkResult(300, 2.0, 2, 0, 2.0, 3.0),
+              WrkResult(50, 1.0, 0, 0, 5.0, 4.0)]
+    c = combine(rounds)
+    assert (c.requests, c.seconds, c.socket_errors, c.non_2xx) == (450, 4.0, 2, 1)
+    assert c.rps == 112.5 and c.p99_ms == 4.0 and c.p50_ms == 2.0  # all over all; medians
+    assert combine(rounds[:2]).p99_ms == 6.0
+    with pytest.raises(ValueError, match="no wrk results"):
+        combine([])
+    with pytest.raises(ValueError, match="rounds must be at least 1"):
+        bench_serve(Path("/nonexistent"), 10, rounds=0)
